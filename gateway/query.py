@@ -1,0 +1,107 @@
+"""A search for one call, checked once at the edge, and the timestamp formats clients send."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tzlocal
+
+from gateway.errors import UsageError
+
+_CALLID_MAX = 200
+_QM_FORMAT = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(\d{2}:\d{2}:\d{2})$")
+_EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a client knows about the call it wants the recordings of."""
+
+    callid: str
+    start: datetime | None = None
+    """Start of the call, timezone-aware; ``None`` when the client did not say."""
+    tenant: str | None = None
+    queue: str | None = None
+    agent: str | None = None
+    server: str | None = None
+
+    def __post_init__(self) -> None:
+        check_callid(self.callid)
+        if self.tenant is not None:
+            check_segment("tenant", self.tenant)
+        if self.start is not None and self.start.tzinfo is None:
+            raise ValueError("Query.start must be timezone-aware")
+
+
+def check_callid(callid: str) -> None:
+    """Refuse call ids that are empty, too long or could be read as a path."""
+    if not callid or not callid.strip():
+        raise UsageError("the call id is empty")
+    if len(callid) > _CALLID_MAX:
+        raise UsageError(f"the call id is longer than {_CALLID_MAX} characters")
+    if any(c in callid for c in "/\\") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in callid):
+        raise UsageError("the call id contains '/', '\\' or a control character")
+
+
+def check_segment(what: str, value: str) -> None:
+    """Refuse a value that will be put into a path as one folder name (a tenant, a queue)."""
+    bad = (
+        not value
+        or value in (".", "..")
+        or len(value) > 255
+        or any(c in value for c in "/\\*?%")
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    )
+    if bad:
+        raise UsageError(f"the {what} {value!r} is not a valid folder name")
+
+
+def parse_timezone(name: str | None) -> ZoneInfo:
+    """An IANA zone by name; the machine's own zone when ``name`` is ``None``."""
+    if name is None:
+        try:
+            return ZoneInfo(tzlocal.get_localzone_name() or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Rome)"
+        ) from None
+
+
+def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
+    """Parse epoch seconds, ISO 8601 or QueueMetrics' ``2000-01-01.00:00:00``.
+
+    A time without a zone is read in ``tz`` (the PBX's zone). The result is timezone-aware.
+    """
+    value = text.strip()
+    try:
+        if _EPOCH.match(value):
+            return datetime.fromtimestamp(float(value), UTC)
+        qm = _QM_FORMAT.match(value)
+        if qm:
+            value = f"{qm.group(1)}T{qm.group(2)}"
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(
+            f"cannot read the timestamp {text!r}: use epoch seconds, ISO 8601 "
+            "or 2000-01-01.00:00:00"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed
+
+
+def search_days(start: datetime, tz: ZoneInfo, lookback: timedelta) -> list[date]:
+    """The PBX-local days to search for a call that started at ``start``.
+
+    The call's own day, plus the previous day when it started less than ``lookback`` after
+    midnight and the next day when it started less than ``lookback`` before midnight.
+    """
+    days = {(start + offset).astimezone(tz).date() for offset in (-lookback, timedelta(), lookback)}
+    return sorted(days)

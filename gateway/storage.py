@@ -1,0 +1,123 @@
+"""The store contract: what every storage back-end (local disk, SMB, S3, third-party) provides.
+
+A store is rooted at a location (a folder, a share path, a bucket prefix) and addresses its
+files by *keys*: ``/``-separated paths relative to that root, never starting with ``/``, never
+containing ``.`` or ``..`` segments, backslashes or NUL (``""`` is the root itself). A store:
+
+- MUST never read outside its root, whatever key it is given (refuse with ``Forbidden``);
+- MUST be safe to call from several threads at once (the web server serves on worker threads);
+- MUST translate its SDK's errors into ``gateway.errors``: a missing key or folder is
+  ``NotFound``, an unreachable server or refused credentials ``Unavailable``, a key it refuses
+  ``Forbidden``;
+- MUST stream: ``open`` yields chunks and never reads a whole file into memory;
+- MUST never write, move or delete anything.
+
+A store MAY also provide ``local_path`` (see ``LocalFile``) when its files are real local files,
+so the web server can hand them to its file wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from gateway.errors import Forbidden
+
+NameFilter = Callable[[str], bool]
+
+CHUNK_SIZE = 256 * 1024
+"""Suggested size of the chunks a store yields from ``open``."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file (or, in a non-recursive listing, folder) in a store."""
+
+    key: str
+    size: int
+    mtime: datetime
+    """Modification time, timezone-aware (UTC)."""
+    is_dir: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A read-only view of recordings below one root. See the module docstring for the rules."""
+
+    description: str
+    """How to name this store to users: scheme and location, without any secret."""
+
+    def check(self) -> None:
+        """Verify that the root exists and is reachable.
+
+        Raise ``ConfigError`` when the root does not exist, ``Unavailable`` when the server
+        cannot be reached or refuses the credentials.
+        """
+
+    def list(
+        self, prefix: str, *, recursive: bool = False, match: NameFilter | None = None
+    ) -> Iterator[Entry]:
+        """Yield the entries in folder ``prefix`` (``""`` for the root), in no set order.
+
+        Non-recursive: files and folders directly inside (folders with ``is_dir=True``).
+        Recursive: every file below ``prefix`` at any depth, and no folders.
+        ``match``, when given, is called with each file's name: only files it accepts are
+        yielded (folders are not filtered). A store whose listing does not carry sizes and
+        times should fetch them only for accepted files.
+        Raise ``NotFound`` when the folder does not exist (on the first ``next()`` at the
+        latest).
+        """
+
+    def stat(self, key: str) -> Entry:
+        """Return the file at ``key``; ``NotFound`` if it is missing or is a folder."""
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield the bytes ``start`` up to ``end`` (exclusive; ``None`` = end of file) in chunks.
+
+        Errors that can be known before the first byte (missing key, unreachable server) are
+        raised by this call itself, not by the first ``next()``.
+        """
+
+    def close(self) -> None:
+        """Release connections. The store is not used afterwards."""
+
+
+@runtime_checkable
+class LocalFile(Protocol):
+    """Optional capability: the store's files are real files on this machine."""
+
+    def local_path(self, key: str) -> Path:
+        """Return the checked, resolved local path of ``key`` (inside the root)."""
+
+
+_BAD_CHARS = ("\\", "\x00")
+
+
+def check_key(key: str, *, allow_root: bool = False) -> list[str]:
+    """Validate a key against the rules every store shares; return its segments.
+
+    Raise ``Forbidden`` for absolute keys, ``.``/``..`` or empty segments, backslashes, NUL and
+    other control characters. Stores add their own rules (SMB streams, symlinks) on top.
+    """
+    if key == "" and allow_root:
+        return []
+    if not key or key.startswith("/") or any(c in key for c in _BAD_CHARS):
+        raise Forbidden(f"refused key {key!r}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise Forbidden(f"refused key {key!r}")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise Forbidden(f"refused key {key!r}")
+    return parts
+
+
+def join_key(prefix: str, name: str) -> str:
+    """Join a folder key and a name."""
+    return f"{prefix}/{name}" if prefix else name
