@@ -95,6 +95,7 @@ class LocalFile(Protocol):
 
     def local_path(self, key: str) -> Path:
         """Return the checked, resolved local path of ``key`` (inside the root)."""
+        ...
 
 
 _BAD_CHARS = ("\\", "\x00")
@@ -121,3 +122,13 @@ def check_key(key: str, *, allow_root: bool = False) -> list[str]:
 def join_key(prefix: str, name: str) -> str:
     """Join a folder key and a name."""
     return f"{prefix}/{name}" if prefix else name
+
+
+@runtime_checkable
+class Presigner(Protocol):
+    """Optional capability: the store can hand out a short-lived URL a browser fetches directly
+    (S3 presigned GET). The URL must serve byte ranges like the gateway does."""
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        """Return a URL valid for ``expires_in`` seconds that serves ``key``."""
+        ...
