@@ -1,0 +1,149 @@
+"""The local-disk store on real files: listing, ranges, and keys that try to leave the root."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError, Forbidden, NotFound
+from gateway.storage import LocalFile, Store
+from gateway_local import LocalStore
+from tests.conftest import write
+
+DATA = bytes(range(256)) * 4096  # 1 MiB, every offset distinguishable
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    write(root / "2026/03/09/a.wav", DATA)
+    write(root / "2026/03/09/b.mp3", b"mp3")
+    write(root / "notes.txt", b"x")
+    write(tmp_path / "outside/secret.wav", b"secret")
+    return root
+
+
+@pytest.fixture
+def store(tree: Path) -> LocalStore:
+    return LocalStore(tree)
+
+
+def test_it_is_a_store_with_local_files(store: LocalStore) -> None:
+    assert isinstance(store, Store)
+    assert isinstance(store, LocalFile)
+
+
+def test_missing_root_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        LocalStore(tmp_path / "nope").check()
+
+
+def test_list_one_level_shows_files_and_folders(store: LocalStore) -> None:
+    entries = {(e.key, e.is_dir) for e in store.list("")}
+    assert entries == {("2026", True), ("notes.txt", False)}
+
+
+def test_recursive_list_shows_every_file(store: LocalStore) -> None:
+    keys = {e.key for e in store.list("", recursive=True)}
+    assert keys == {"2026/03/09/a.wav", "2026/03/09/b.mp3", "notes.txt"}
+
+
+def test_recursive_list_applies_the_name_filter(store: LocalStore) -> None:
+    keys = {e.key for e in store.list("", recursive=True, match=lambda n: n.endswith(".wav"))}
+    assert keys == {"2026/03/09/a.wav"}
+
+
+def test_missing_folder_is_not_found(store: LocalStore) -> None:
+    with pytest.raises(NotFound):
+        list(store.list("2026/03/10"))
+
+
+def test_stat_gives_size_and_refuses_folders(store: LocalStore) -> None:
+    assert store.stat("2026/03/09/a.wav").size == len(DATA)
+    with pytest.raises(NotFound):
+        store.stat("2026/03/09")
+    with pytest.raises(NotFound):
+        store.stat("2026/03/09/zzz.wav")
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [(0, None), (0, 1), (1000, 300000), (len(DATA) - 10, None), (5, 5)]
+)
+def test_open_returns_exactly_the_range(store: LocalStore, start: int, end: int | None) -> None:
+    got = b"".join(store.open("2026/03/09/a.wav", start, end))
+    assert got == DATA[start:end]
+
+
+def test_open_streams_in_chunks(store: LocalStore) -> None:
+    chunks = list(store.open("2026/03/09/a.wav"))
+    assert len(chunks) > 1
+    assert max(len(c) for c in chunks) < len(DATA)
+
+
+def test_open_of_a_missing_key_fails_before_any_byte(store: LocalStore) -> None:
+    with pytest.raises(NotFound):
+        store.open("2026/03/09/none.wav")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../outside/secret.wav",
+        "2026/../../outside/secret.wav",
+        "/etc/passwd",
+        "2026/03/09/a.wav\x00.mp3",
+        "2026\\03\\09\\a.wav",
+        "./2026/03/09/a.wav",
+        "2026//03/09/a.wav",
+        "",
+    ],
+)
+def test_keys_that_leave_the_root_are_refused(store: LocalStore, key: str) -> None:
+    with pytest.raises(Forbidden):
+        store.stat(key)
+    with pytest.raises(Forbidden):
+        store.open(key)
+
+
+def test_symlinks_out_of_the_root_are_refused_and_hidden(tree: Path, store: LocalStore) -> None:
+    outside = tree.parent / "outside"
+    os.symlink(outside / "secret.wav", tree / "2026/03/09/link.wav")
+    os.symlink(outside, tree / "2026/03/09/linkdir")
+    with pytest.raises(Forbidden):
+        store.open("2026/03/09/link.wav")
+    with pytest.raises(Forbidden):
+        store.stat("2026/03/09/linkdir/secret.wav")
+    listed = {e.key for e in store.list("", recursive=True)}
+    listed |= {e.key for e in store.list("2026/03/09")}
+    assert not any("link" in key for key in listed)
+
+
+def test_symlinks_inside_the_root_are_followed(tree: Path, store: LocalStore) -> None:
+    os.symlink(tree / "2026/03/09/a.wav", tree / "alias.wav")
+    assert b"".join(store.open("alias.wav", 0, 10)) == DATA[:10]
+    assert "alias.wav" in {e.key for e in store.list("")}
+
+
+def test_a_root_that_is_itself_a_symlink_works(tree: Path, tmp_path: Path) -> None:
+    os.symlink(tree, tmp_path / "rootlink")
+    store = LocalStore(tmp_path / "rootlink")
+    assert store.stat("2026/03/09/b.mp3").size == 3
+
+
+def test_concurrent_reads_return_the_right_bytes(store: LocalStore) -> None:
+    errors: list[str] = []
+
+    def read(offset: int) -> None:
+        got = b"".join(store.open("2026/03/09/a.wav", offset, offset + 70000))
+        if got != DATA[offset : offset + 70000]:
+            errors.append(f"wrong bytes at {offset}")
+
+    threads = [threading.Thread(target=read, args=(i * 9973,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

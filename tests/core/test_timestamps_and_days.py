@@ -1,0 +1,82 @@
+"""Timestamps in every accepted form, and which PBX-local days a call is searched under."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.errors import UsageError
+from gateway.query import parse_timestamp, search_days
+
+ROME = ZoneInfo("Europe/Rome")
+NEW_YORK = ZoneInfo("America/New_York")
+FOUR_HOURS = timedelta(hours=4)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1773081123", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),
+        ("1773081123.5", datetime(2026, 3, 9, 18, 32, 3, 500000, tzinfo=UTC)),
+        ("2026-03-09T19:32:03+01:00", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),
+        ("2026-03-09T18:32:03Z", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),
+        ("2026-03-09T19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # read in Rome
+        ("2026-03-09 19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),
+        ("2026-03-09.19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # QueueMetrics
+    ],
+)
+def test_every_timestamp_form_gives_the_same_instant(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text, ROME) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "2026-03-09.25:00:00", "12"])
+def test_malformed_timestamps_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="timestamp"):
+        parse_timestamp(text, ROME)
+
+
+def local(tz: ZoneInfo, *args: int) -> datetime:
+    return datetime(*args, tzinfo=tz)  # type: ignore[misc]
+
+
+def test_midday_call_is_searched_on_its_day_only() -> None:
+    assert search_days(local(ROME, 2026, 3, 9, 12, 0), ROME, FOUR_HOURS) == [date(2026, 3, 9)]
+
+
+def test_call_just_after_midnight_also_searches_previous_day() -> None:
+    days = search_days(local(ROME, 2026, 3, 9, 3, 59), ROME, FOUR_HOURS)
+    assert days == [date(2026, 3, 8), date(2026, 3, 9)]
+
+
+def test_call_exactly_lookback_after_midnight_searches_its_day_only() -> None:
+    assert search_days(local(ROME, 2026, 3, 9, 4, 0), ROME, FOUR_HOURS) == [date(2026, 3, 9)]
+
+
+def test_call_just_before_midnight_also_searches_next_day() -> None:
+    days = search_days(local(ROME, 2026, 3, 9, 20, 1), ROME, FOUR_HOURS)
+    assert days == [date(2026, 3, 9), date(2026, 3, 10)]
+
+
+def test_lookback_zero_searches_only_the_call_day() -> None:
+    days = search_days(local(ROME, 2026, 3, 9, 0, 1), ROME, timedelta(0))
+    assert days == [date(2026, 3, 9)]
+
+
+def test_days_are_computed_in_the_pbx_zone_not_utc() -> None:
+    # 2026-12-31 22:30 in New York is already 2027-01-01 in UTC: the PBX filed it under 2026.
+    start = datetime(2027, 1, 1, 3, 30, tzinfo=UTC)
+    assert search_days(start, NEW_YORK, timedelta(hours=1)) == [date(2026, 12, 31)]
+    assert search_days(start, NEW_YORK, FOUR_HOURS) == [date(2026, 12, 31), date(2027, 1, 1)]
+
+
+def test_year_end_lookback_crosses_into_previous_year() -> None:
+    days = search_days(local(NEW_YORK, 2027, 1, 1, 1, 0), NEW_YORK, FOUR_HOURS)
+    assert days == [date(2026, 12, 31), date(2027, 1, 1)]
+
+
+def test_month_end_with_dst_change_in_between() -> None:
+    # Europe/Rome switches to summer time on 2026-03-29; 2026-03-31 23:00 is near April.
+    days = search_days(local(ROME, 2026, 3, 31, 23, 0), ROME, FOUR_HOURS)
+    assert days == [date(2026, 3, 31), date(2026, 4, 1)]
