@@ -1,0 +1,51 @@
+"""SMB store: recordings on a Windows or Samba share, read with smbprotocol (no mount).
+
+Source form: ``smb://[[DOMAIN;]USER[:PASSWORD]@]HOST[:PORT]/SHARE[/PATH][?encrypt=1&timeout=5]``
+(placeholders and layouts as for ``file:``). The password may also come from the file given
+with ``--smb-password-file`` or from ``GATEWAY_SMB_PASSWORD``; it never appears in the
+store's description, its ``repr``, logs or error messages. See docs/smb.md.
+
+Registered through the ``gateway.plugins`` entry point like any third-party store. smbprotocol
+is imported only when an ``smb:`` source is built, so the gateway runs without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from gateway.errors import ConfigError
+from gateway.hookspecs import StoreType, hookimpl
+from gateway_smb.config import parse_location
+
+if TYPE_CHECKING:
+    from gateway_smb.store import SmbStore
+
+__all__ = ["gateway_store_types", "open_store"]
+
+
+def open_store(url: str, options: Mapping[str, str]) -> SmbStore:
+    """The ``StoreType`` factory: read the URL and options, touch no network."""
+    location = parse_location(url, options)
+    try:
+        from gateway_smb.store import SmbStore
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] in ("smbclient", "smbprotocol", "spnego"):
+            raise ConfigError(
+                "SMB sources need smbprotocol: pip install 'recording-gateway[smb]'"
+            ) from None
+        raise
+    return SmbStore(location)
+
+
+@hookimpl
+def gateway_store_types() -> Sequence[StoreType]:
+    return [
+        StoreType(
+            scheme="smb",
+            factory=open_store,
+            description="a Windows or Samba share: smb://USER@HOST[:PORT]/SHARE/PATH "
+            "(password from GATEWAY_SMB_PASSWORD or --smb-password-file)",
+            aliases=("cifs",),
+        )
+    ]
