@@ -343,3 +343,8 @@ def demo_command(
     )
     for call in calls:
         click.echo(f"  --callid {call.callid} --timestamp {call.start.isoformat()}")
+
+
+from gateway.web.command import serve_command  # noqa: E402 (it imports this module: keep last)
+
+main.add_command(serve_command)

@@ -52,3 +52,27 @@ class Unavailable(GatewayError):
 
     exit_code = 3
     http_status = 503
+
+
+class Unauthorized(GatewayError):
+    """The request carries no token, or a wrong one. Never says which token was expected."""
+
+    exit_code = 2
+    http_status = 401
+
+
+class LinkInvalid(Forbidden):
+    """A download link that this gateway did not sign: tampered, foreign or from an earlier run."""
+
+
+class LinkExpired(GatewayError):
+    """A download link that was genuine but whose lifetime is over."""
+
+    exit_code = 2
+    http_status = 410
+
+
+class RequestTooLarge(UsageError):
+    """The request body is larger than the gateway accepts."""
+
+    http_status = 413

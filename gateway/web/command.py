@@ -1,0 +1,210 @@
+"""``gateway serve``: the HTTP service under waitress.
+
+The token comes from ``--token``, else ``--token-file``, else ``GATEWAY_TOKEN`` (a file or the
+variable keeps it out of ``ps``). At start-up every source is checked: a missing folder or
+bucket is a configuration error (exit 2); an unreachable store only warns, since a NAS that is
+down now may be back before the first search (which then answers 503 until it is).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from gateway.cli import Configured, configure, source_options
+from gateway.errors import ConfigError, Unavailable, UsageError
+from gateway.signing import LinkSigner
+from gateway.web.config import DEFAULT_LINK_TTL, MAX_BODY, WebConfig
+
+TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
+_BIND = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    m = _BIND.match(value.strip())
+    if not m or int(m.group("port")) > 65535:
+        raise UsageError(f"--bind-to takes HOST:PORT (e.g. localhost:4000), not {value!r}")
+    return m.group("v6") or m.group("host"), int(m.group("port"))
+
+
+def resolve_token(flag: str | None, token_file: str | None) -> str:
+    """The first of flag, file, environment variable; ``UsageError`` when there is none."""
+    if flag:
+        token = flag
+    elif token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise UsageError(f"cannot read the token file {token_file}") from None
+        if not token:
+            raise UsageError(f"the token file {token_file} is empty")
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise UsageError(
+            f"no token: give --token, --token-file or the {TOKEN_ENV} environment variable "
+            "(the gateway will not serve without one)"
+        )
+    return token
+
+
+def check_sources(configured: Configured) -> None:
+    for source in configured.sources:
+        try:
+            source.check()
+        except Unavailable as exc:
+            logging.getLogger("gateway").warning("%s (serving anyway)", exc)
+
+
+def proxy_settings(trusted_proxy: str) -> dict[str, Any]:
+    """waitress settings: forwarded headers count only when they come from the proxy."""
+    if trusted_proxy.lower() in ("", "none"):
+        return {"clear_untrusted_proxy_headers": True}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"},
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command("serve")
+@source_options
+@click.option(
+    "--token",
+    help="Shared secret of the search clients (visible in ps: prefer "
+    f"--token-file or {TOKEN_ENV}).",
+)
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False), help="File holding the shared secret."
+)
+@click.option(
+    "--public-url",
+    help="Base URL the clients reach the gateway at, e.g. "
+    "https://audiovault.example.com (default: from the request and X-Forwarded-*).",
+)
+@click.option(
+    "--trusted-proxy",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the reverse proxy whose X-Forwarded-Proto/Host/For headers "
+    "are believed ('none': believe no one).",
+)
+@click.option(
+    "--bind-to",
+    default="localhost:4000",
+    show_default=True,
+    help="HOST:PORT to listen on (port 0: any free port).",
+)
+@click.option(
+    "--link-ttl",
+    type=click.IntRange(1, 7 * 24 * 3600),
+    default=DEFAULT_LINK_TTL,
+    show_default=True,
+    help="Seconds a download link stays valid.",
+)
+@click.option(
+    "--link-key-file",
+    type=click.Path(dir_okay=False),
+    help="Link keys, one per line (first signs, all verify), shared by instances "
+    "behind one load balancer (default: a random key per run).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    help="Worker threads: each active search or remote-store download holds one.",
+)
+def serve_command(
+    token: str | None,
+    token_file: str | None,
+    public_url: str | None,
+    trusted_proxy: str,
+    bind_to: str,
+    link_ttl: int,
+    link_key_file: str | None,
+    threads: int,
+    **params: Any,
+) -> None:
+    """Serve QueueMetrics searches and signed downloads over HTTP."""
+    import waitress
+
+    from gateway.web.accesslog import AccessLog
+    from gateway.web.app import create_app
+
+    secret = resolve_token(token, token_file)
+    host, port = parse_bind(bind_to)
+    if public_url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", public_url):
+        raise UsageError(f"--public-url takes http(s)://HOST[/PATH], not {public_url!r}")
+    signer = LinkSigner.from_file(Path(link_key_file)) if link_key_file else LinkSigner.random()
+    configured = configure(params)
+    try:
+        check_sources(configured)
+        config = WebConfig(
+            sources=configured.sources,
+            settings=configured.settings,
+            token=secret,
+            signer=signer,
+            link_ttl=link_ttl,
+            public_url=public_url,
+            layout=params.get("layout"),
+        )
+        access = logging.getLogger("gateway.access")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        try:
+            server = waitress.create_server(
+                AccessLog(create_app(config)),
+                host=host,
+                port=port,
+                threads=threads,
+                ident="recording-gateway",
+                max_request_body_size=MAX_BODY * 16,
+                **proxy_settings(trusted_proxy),
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {bind_to}: {exc.strerror}") from None
+        sources = ", ".join(s.id for s in configured.sources)
+        address = _address(server)
+        click.echo(
+            f"gateway: serving on {address} | sources: {sources} | "
+            f"layout: {params.get('layout') or 'flat'} | links valid {link_ttl}s"
+            + (f" at {public_url}" if public_url else ""),
+        )
+        sys.stdout.flush()
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+        click.echo("gateway: stopped")
+    finally:
+        configured.close()
+
+
+def _address(server: Any) -> str:
+    listening = getattr(server, "effective_listen", None) or [
+        (server.effective_host, server.effective_port)
+    ]
+    return " and ".join(
+        f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+        for host, port in listening
+    )

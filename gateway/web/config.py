@@ -1,0 +1,28 @@
+"""What the web service needs, gathered once at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.search import SearchSettings
+from gateway.signing import LinkSigner
+from gateway.sources import StoreSource
+
+DEFAULT_LINK_TTL = 300
+MAX_BODY = 64 * 1024
+"""Largest search request body accepted (413 beyond)."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    sources: Sequence[StoreSource]
+    settings: SearchSettings
+    token: str
+    signer: LinkSigner
+    link_ttl: int = DEFAULT_LINK_TTL
+    public_url: str | None = None
+    """Base of the links handed out; ``None``: from the request (and X-Forwarded-*)."""
+    layout: str | None = None
+    started: float = field(default_factory=time.monotonic)

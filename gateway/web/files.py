@@ -1,0 +1,89 @@
+"""``GET``/``HEAD /files/<signed>/<name>``: stream the file a signed link names.
+
+The signed part alone decides which file is served; the last segment is only the name the
+browser shows and saves. Local files go to the server's ``wsgi.file_wrapper``; every other
+store streams from its own chunk iterator on the worker thread.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from gateway.errors import NotFound
+from gateway.recordings import audio_format
+from gateway.sources import StoreSource
+from gateway.storage import LocalFile
+from gateway.web.config import WebConfig
+from gateway.web.errors import error_body
+from gateway.web.ranges import (
+    ByteRange,
+    Unsatisfiable,
+    content_disposition,
+    make_etag,
+    not_modified,
+    requested_range,
+)
+from gateway.web.streams import ChunkStream, FileRange
+
+
+class FileResource:
+    def __init__(self, config: WebConfig) -> None:
+        self._config = config
+        self._sources = {source.id: source for source in config.sources}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, signed: str, name: str) -> None:
+        self._serve(req, resp, signed, body=True)
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, signed: str, name: str) -> None:
+        self._serve(req, resp, signed, body=False)
+
+    def _serve(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
+        signer = self._config.signer
+        target = signer.verify(signed)
+        source = self._sources.get(target.source)
+        if source is None:
+            raise NotFound("the file of this link is not served here any more")
+        entry = source.store.stat(target.key)
+        fmt = audio_format(entry.name)
+        etag = make_etag(source.id, entry)
+        max_age = max(0, min(self._config.link_ttl, target.expires - signer.now()))
+
+        resp.set_header("Accept-Ranges", "bytes")
+        resp.set_header("Cache-Control", f"private, max-age={max_age}")
+        resp.set_header("Referrer-Policy", "no-referrer")
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.etag = etag
+        resp.last_modified = entry.mtime
+        if not_modified(req, etag, entry.mtime):
+            resp.status = falcon.HTTP_304
+            return
+        try:
+            wanted = requested_range(req, entry.size, etag, entry.mtime)
+        except Unsatisfiable:
+            resp.status = falcon.HTTP_416
+            resp.set_header("Content-Range", f"bytes */{entry.size}")
+            resp.media = error_body(f"the range is outside the file ({entry.size} bytes)")
+            return
+        resp.content_type = fmt.mime if fmt else "application/octet-stream"
+        resp.set_header("Content-Disposition", content_disposition(entry.name))
+        part = wanted or ByteRange(0, entry.size - 1)
+        if wanted is not None:
+            resp.status = falcon.HTTP_206
+            resp.content_range = (part.start, part.end, entry.size)
+        resp.content_length = part.length
+        if body and part.length > 0:
+            self._stream(resp, source, target.key, part)
+
+    def _stream(
+        self, resp: falcon.Response, source: StoreSource, key: str, part: ByteRange
+    ) -> None:
+        store = source.store
+        if isinstance(store, LocalFile):
+            try:
+                handle = store.local_path(key).open("rb")
+            except FileNotFoundError:
+                raise NotFound(f"no file {key!r}") from None
+            resp.stream = FileRange(handle, part.start, part.end + 1)
+        else:
+            chunks = store.open(key, part.start, part.end + 1)
+            resp.stream = ChunkStream(chunks, part.length)

@@ -1,0 +1,76 @@
+"""``GET``/``POST /search/``: the QueueMetrics JsonListener endpoint."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from urllib.parse import quote
+
+import falcon
+
+from gateway.errors import RequestTooLarge, Unauthorized, UsageError
+from gateway.search import search
+from gateway.web import jsonlistener
+from gateway.web.config import MAX_BODY, WebConfig
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+class SearchResource:
+    def __init__(self, config: WebConfig) -> None:
+        self._config = config
+        self._token = config.token.encode("utf-8")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_body(req)
+        fields = jsonlistener.parse_fields(req.query_string, body, req.content_type)
+        self._authorize(jsonlistener.token_of(fields, req.get_header("Authorization")))
+        query = jsonlistener.to_query(fields, self._config.settings.timezone)
+        recordings = search(self._config.sources, query, self._config.settings)
+        base = public_base(req, self._config.public_url)
+        links = []
+        for recording in recordings:
+            signed, target = self._config.signer.sign(
+                recording.source, recording.key, self._config.link_ttl
+            )
+            url = f"{base}/files/{signed}/{quote(recording.name, safe='')}"
+            links.append(jsonlistener.Link(recording, url, target.expires_at))
+        resp.media = jsonlistener.answer(query.callid, links)
+        resp.set_header("Cache-Control", "no-store")
+
+    on_post = on_get
+
+    def _authorize(self, token: str | None) -> None:
+        if token is None:
+            raise Unauthorized("a token is required (token, searchtoken or Authorization: Bearer)")
+        if not hmac.compare_digest(token.encode("utf-8"), self._token):
+            raise Unauthorized("wrong token")
+
+
+def read_body(req: falcon.Request) -> bytes:
+    """The request body, at most ``MAX_BODY`` bytes (``RequestTooLarge`` beyond)."""
+    try:
+        length = req.content_length
+    except falcon.HTTPInvalidHeader:
+        raise UsageError("the Content-Length header is not a number") from None
+    if length is not None and length > MAX_BODY:
+        raise RequestTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    data = req.bounded_stream.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise RequestTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    return data
+
+
+def public_base(req: falcon.Request, public_url: str | None) -> str:
+    """Where clients reach this gateway: ``--public-url``, else the request's own address.
+
+    Without ``--public-url`` the links use the request's scheme and ``Host``; the server puts
+    a trusted reverse proxy's ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` there (waitress's
+    ``trusted_proxy``), so a proxy in front gives https links on its own name.
+    """
+    if public_url:
+        return public_url.rstrip("/")
+    host = req.netloc
+    if not _HOST.match(host):
+        raise UsageError("the Host header is not a host name")
+    return f"{req.scheme}://{host}{req.root_path}"

@@ -1,0 +1,73 @@
+"""Response bodies that stream: a byte range of a local file, and a store's chunk iterator.
+
+Neither ever holds more than one chunk in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+
+class FileRange:
+    """A read-only view of bytes ``start`` to ``end`` (exclusive) of an open file.
+
+    Seekable, so a server's ``wsgi.file_wrapper`` (waitress's reads, peeks and seeks back) can
+    use it; reads never go past ``end``, so a server that just reads until EOF is also right.
+    """
+
+    def __init__(self, handle: BinaryIO, start: int, end: int) -> None:
+        self._handle = handle
+        self._end = end
+        handle.seek(start)
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        left = self._end - self._handle.tell()
+        if left <= 0:
+            return b""
+        return self._handle.read(left if size is None or size < 0 else min(size, left))
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            return self._handle.seek(self._end + offset, os.SEEK_SET)
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class ChunkStream:
+    """Iterates over a store's chunks, at most ``length`` bytes, and closes them when done."""
+
+    def __init__(self, chunks: Iterator[bytes], length: int) -> None:
+        self._chunks = chunks
+        self._left = length
+
+    def __iter__(self) -> ChunkStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._left <= 0:
+            self.close()
+            raise StopIteration
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+        if len(chunk) > self._left:
+            chunk = chunk[: self._left]
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
