@@ -26,3 +26,7 @@ PYTHON="${PYTHON:-python3}"
 extras="test"
 [ "${1:-}" = "--runtime-only" ] && extras="all"
 .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
+if [ "$extras" = "test" ]; then
+  # the example third-party plugin, installed as a separate distribution like a user would
+  .venv/bin/python -m pip install -q -e examples/gateway-zipstore 2>&1 | grep -v '^WARNING: Location' || true
+fi

@@ -1,0 +1,51 @@
+"""The third-party example plugin, installed as its own distribution, keeps the contract."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from gateway.testing import CONTRACT_FILES, StoreContract
+from tests.conftest import run_gateway
+
+gateway_zipstore = pytest.importorskip(
+    "gateway_zipstore", reason="pip install -e examples/gateway-zipstore (scripts/install-deps.sh)"
+)
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for key, data in files.items():
+            # the big member deflated, the others stored: both kinds must serve ranges
+            method = zipfile.ZIP_DEFLATED if len(data) > 1000 else zipfile.ZIP_STORED
+            z.writestr(key, data, compress_type=method)
+        z.writestr("../outside.wav", b"zip-slip")  # a hostile member name
+    return path
+
+
+class TestZipStore(StoreContract):
+    @pytest.fixture
+    def contract_store(self, tmp_path: Path) -> object:
+        return gateway_zipstore.ZipStore(make_zip(tmp_path / "calls.zip", CONTRACT_FILES))
+
+
+def test_it_is_found_through_its_entry_point() -> None:
+    done = run_gateway("plugins")
+    assert b"gateway-zipstore [zipstore]" in done.stdout
+
+
+def test_search_and_get_through_the_command_line(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "2026-03.zip", CONTRACT_FILES)
+    done = run_gateway("search", "--path", f"zip:{archive}", "--layout", "freepbx",
+                       "--callid", "1773047410.1", "--timestamp", "2026-03-09T10:10:10Z",
+                       "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [found] = json.loads(done.stdout)
+    assert found["key"] == "2026/03/09/in-100-200-20260309-101010-1773047410.1.wav"
+    out = tmp_path / "call.wav"
+    done = run_gateway("get", "--path", f"zip:{archive}", "--key", found["key"], "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == CONTRACT_FILES[found["key"]]
