@@ -22,11 +22,11 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --upgrade pip
 extras="test"
 [ "${1:-}" = "--runtime-only" ] && extras="all"
-.venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q -e ".[$extras]"
 if [ "$extras" = "test" ]; then
   # the example third-party plugin, installed as a separate distribution like a user would
-  .venv/bin/python -m pip install -q -e examples/gateway-zipstore 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e examples/gateway-zipstore
 fi
