@@ -62,6 +62,7 @@ READ_SIZE = CHUNK_SIZE
 READ_AHEAD = 8
 """READ requests kept in flight by a download."""
 _PAYLOAD = 65536  # one SMB credit covers this many bytes
+_CREDIT_RESERVE = 8  # credits downloads leave free for listings, opens and closes
 
 _SHARE_ACCESS = "rwd"  # never lock recorders out of a file they are still writing
 _DIR = FileAttributes.FILE_ATTRIBUTE_DIRECTORY
@@ -91,8 +92,8 @@ _LOGON_STATUS = frozenset(
 )
 
 
-class _Stale(Exception):
-    """Internal: the connection died under a request; it may be retried on a new one."""
+class _NoShare(Unavailable):
+    """The server has no such share (a configuration error when ``check`` finds it)."""
 
 
 def _status(exc: BaseException) -> int | None:
@@ -127,6 +128,8 @@ class _Slot:
         self.key = key
         self.users = 0
         self.lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        """Held while a download checks the credit window and sends a READ."""
 
     def connection(self) -> Any:
         return self.cache.get(self.key)
@@ -297,6 +300,9 @@ class SmbStore:
                                 f"{self.description}: the server stopped answering "
                                 f"(no reply in {self._request_timeout:g} s)"
                             ) from None
+                        if attempt == 1 and "credits are available" in str(exc):
+                            time.sleep(0.05)  # read-ahead of other downloads holds the credits
+                            continue
                         if _is_connection_failure(exc):
                             slot.drop()
                             if attempt == 1 and not fresh:
@@ -316,7 +322,7 @@ class SmbStore:
         if status in _LOGON_STATUS or isinstance(exc, SMBAuthenticationError):
             return Unavailable(f"{desc}: the server refused the user name or password")
         if isinstance(exc, BadNetworkName):
-            return Unavailable(f"{desc}: the server has no share {self.location.share!r}")
+            return _NoShare(f"{desc}: the server has no share {self.location.share!r}")
         if isinstance(exc, SMBOSError):
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
                 return NotFound(f"no {what}")
@@ -338,17 +344,30 @@ class SmbStore:
     # -- the Store contract --------------------------------------------------------------------
 
     def check(self) -> None:
-        """Log on and make sure the root folder exists (``ConfigError`` when it does not).
+        """Log on and make sure the root folder exists.
 
-        A missing share, refused credentials or an unreachable server are ``Unavailable``.
+        ``ConfigError`` when the share or the folder does not exist (or is a file);
+        ``Unavailable`` when the server cannot be reached or refuses the credentials.
         """
-        unc = self.location.unc()
+        loc = self.location
         try:
-            st = self._run(lambda _, kw: smbclient.stat(unc, **kw), "source folder")
-        except NotFound:
+            st = self._run(lambda _, kw: smbclient.stat(loc.unc(), **kw), "source folder")
+        except (NotFound, _NoShare):
+            if not loc.root or not self._share_exists():
+                raise ConfigError(
+                    f"the SMB server of {self.description} has no share {loc.share!r}"
+                ) from None
             raise ConfigError(f"the source folder {self.description} does not exist") from None
         if not st.st_file_attributes & _DIR:
             raise ConfigError(f"the source {self.description} is not a folder")
+
+    def _share_exists(self) -> bool:
+        share = "\\".join(("", "", self.location.host, self.location.share))
+        try:
+            self._run(lambda _, kw: smbclient.stat(share, **kw), "share")
+        except (NotFound, _NoShare):
+            return False
+        return True
 
     def list(
         self, prefix: str, *, recursive: bool = False, match: NameFilter | None = None
@@ -520,22 +539,16 @@ class SmbChunks:
 
     def _next_read(self) -> bytes:
         fd = self._raw.fd
-        conn = fd.connection
+        assert self._slot is not None
+        deadline = time.monotonic() + self._store._request_timeout
         while len(self._pending) < READ_AHEAD and self._sent < self._end:
             length = min(READ_SIZE, self._end - self._sent)
-            charge = (length - 1) // _PAYLOAD + 1
-            window = conn.sequence_window
-            if window["high"] - window["low"] < charge and self._pending:
-                break  # out of credits: wait for a reply (it brings credits back)
-            msg, _ = fd.read(self._sent, length, send=False)
-            request = conn.send(
-                msg,
-                sid=fd.tree_connect.session.session_id,
-                tid=fd.tree_connect.tree_connect_id,
-                credit_request=charge * 2,
-            )
-            self._pending.append((self._sent, length, request))
-            self._sent += length
+            if not self._send_read(fd, length):
+                if self._pending:
+                    break  # out of credits: our own replies will bring some back
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"{self._store.description}: the server grants no credits")
+                time.sleep(0.002)  # other downloads hold the credits; theirs come back soon
         offset, _, request = self._pending.popleft()
         assert offset == self._offset
         assert self._slot is not None
@@ -549,6 +562,30 @@ class SmbChunks:
                     ) from None
                 raise
         return data
+
+    def _send_read(self, fd: Any, length: int) -> bool:
+        """Send one READ if the connection's credit window allows it; False when it does not.
+
+        Read-ahead leaves a few credits free for other requests on the connection (smbprotocol
+        fails a request it has no credits for instead of waiting)."""
+        conn = fd.connection
+        charge = (length - 1) // _PAYLOAD + 1
+        assert self._slot is not None
+        with self._slot.send_lock:
+            window = conn.sequence_window
+            reserve = _CREDIT_RESERVE if self._pending else 0  # the first read always may go
+            if window["high"] - window["low"] < charge + reserve:
+                return False
+            msg, _ = fd.read(self._sent, length, send=False)
+            request = conn.send(
+                msg,
+                sid=fd.tree_connect.session.session_id,
+                tid=fd.tree_connect.tree_connect_id,
+                credit_request=charge * 2,  # grow the window towards what read-ahead needs
+            )
+        self._pending.append((self._sent, length, request))
+        self._sent += length
+        return True
 
     def _reopen(self) -> None:
         self._pending.clear()

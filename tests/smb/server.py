@@ -1,0 +1,153 @@
+"""A real Samba ``smbd`` on a free loopback port, with its own config, user and share.
+
+Used by the SMB tests (``tests/smb/conftest.py``) and by the benchmark (``bench/smb.py``).
+Recipe: ``../shared/test-servers.md``. The server runs in the foreground as a child of this
+process and is stopped by its process id, never by name.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+SHARE = "recordings"
+
+_CONF = """\
+[global]
+  server role = standalone server
+  smb ports = {port}
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  disable netbios = yes
+  server min protocol = SMB2_10
+  private dir = {d}/private
+  lock directory = {d}/lock
+  state directory = {d}/state
+  cache directory = {d}/cache
+  pid directory = {d}/pid
+  ncalrpc dir = {d}/ncalrpc
+  usershare path =
+  passdb backend = tdbsam:{d}/private/passdb.tdb
+  log file = {d}/log/log.%m
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  kernel oplocks = no
+[{share}]
+  path = {d}/share
+  read only = yes
+"""
+
+
+def smbd_missing() -> str | None:
+    """Why a real smbd cannot run here, or ``None`` when it can."""
+    for tool in ("smbd", "pdbedit"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            return f"{tool} is not installed (apt-get install samba; scripts/install-deps.sh)"
+    return None
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class SambaServer:
+    """One smbd with one read-only share (``recordings``) backed by ``self.share_dir``."""
+
+    def __init__(self, base: Path, *, port: int | None = None) -> None:
+        self.base = base
+        self.port = port or free_port()
+        self.user = getpass.getuser()
+        self.password = "pw-" + secrets.token_hex(8)
+        self.share_dir = base / "share"
+        self.conf = base / "smb.conf"
+        self.process: subprocess.Popen[bytes] | None = None
+        for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "log", "share"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "private").chmod(0o700)
+        self.conf.write_text(_CONF.format(port=self.port, d=base, share=SHARE))
+        pw = f"{self.password}\n{self.password}\n"
+        subprocess.run(
+            [_tool("pdbedit"), "-s", str(self.conf), "-t", "-a", "-u", self.user],
+            input=pw.encode(),
+            check=True,
+            capture_output=True,
+        )
+
+    def url(self, path: str = "", *, password: str | None = None, query: str = "") -> str:
+        """``smb://user[:password]@127.0.0.1:port/recordings/path[?query]``."""
+        auth = quote(self.user, safe="")
+        if password is not None:
+            auth += ":" + quote(password, safe="")
+        url = f"smb://{auth}@127.0.0.1:{self.port}/{SHARE}"
+        if path:
+            url += "/" + path.strip("/")
+        return url + (f"?{query}" if query else "")
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start smbd and wait until it accepts TCP connections on its port."""
+        log = (self.base / "log" / "smbd.out").open("ab")
+        self.process = subprocess.Popen(
+            [_tool("smbd"), "--foreground", "--debug-stdout", "-s", str(self.conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"smbd exited with {self.process.returncode}; see {self.base}/log"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"smbd did not listen on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        """Stop smbd (by its pid) and wait until its port refuses connections."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> SambaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
