@@ -15,6 +15,8 @@ from gateway.storage import CHUNK_SIZE, Store
 from gateway_smb.store import SmbStore
 from tests.smb.conftest import Share
 
+QS = "flat/QSAMPLE-1700000000.12.wav"
+
 
 def open_store(url: str, options: dict[str, str] | None = None) -> SmbStore:
     store = load_plugins().store_type("smb").factory(url, options or {})
@@ -45,7 +47,8 @@ def test_list_non_recursive_has_files_and_folders(store: SmbStore, share: Share)
         assert abs(entry.mtime.timestamp() - st.st_mtime) < 1
         assert entry.mtime.utcoffset() is not None
     top = {e.key: e.is_dir for e in store.list("")}
-    assert top["freepbx"] is True and top["flat"] is True
+    assert top["freepbx"] is True
+    assert top["flat"] is True
 
 
 def test_list_recursive_has_every_file_and_no_folders(store: SmbStore, share: Share) -> None:
@@ -71,7 +74,8 @@ def test_list_missing_folder_is_not_found(store: SmbStore) -> None:
 def test_stat(store: SmbStore, share: Share) -> None:
     entry = store.stat(share.big)
     assert entry.size == len(share.bytes_of(share.big))
-    assert entry.key == share.big and not entry.is_dir
+    assert entry.key == share.big
+    assert not entry.is_dir
     with pytest.raises(NotFound):
         store.stat("freepbx/2025")  # a folder is not a file
     with pytest.raises(NotFound):
@@ -119,9 +123,8 @@ def test_a_closed_download_frees_its_connection(store: SmbStore, share: Share) -
 
 @pytest.mark.parametrize(
     "key",
-    ["../smb.conf", "flat/../../smb.conf", "flat\\..\\..\\smb.conf", "flat/QSAMPLE-1700000000.12.wav::$DATA",
-     "flat/QSAMPLE-1700000000.12.wav:x", "flat/QSAMPLE-1700000000.12.wav.", "flat./QSAMPLE-1700000000.12.wav",
-     "flat/QSAMPLE-1700000000.12.wav ", "CON", "flat/con.wav", "/etc/passwd"],
+    ["../smb.conf", "flat/../../smb.conf", "flat\\..\\..\\smb.conf", f"{QS}::$DATA", f"{QS}:x",
+     f"{QS}.", "flat./QSAMPLE-1700000000.12.wav", f"{QS} ", "CON", "flat/con.wav", "/etc/passwd"],
 )  # fmt: skip
 def test_path_escapes_are_refused(store: SmbStore, key: str) -> None:
     with pytest.raises(Forbidden):
@@ -171,7 +174,8 @@ def test_wrong_password_is_unavailable_and_never_shown(share: Share) -> None:
             s.check()
         message = str(caught.value)
         assert s.description in message
-        assert "password" in message and wrong not in message
+        assert "password" in message
+        assert wrong not in message
         with pytest.raises(Unavailable) as caught:
             s.open(share.big)
         assert wrong not in str(caught.value)
