@@ -1,0 +1,40 @@
+"""S3 store: recordings in a bucket of AWS S3 or any S3-compatible store (MinIO, Ceph, SeaweedFS).
+
+``--path 's3://recordings/pbx1?endpoint=http://127.0.0.1:8333&region=us-east-1'``; see
+docs/s3.md. Registered through the ``gateway.plugins`` entry point like any third-party store.
+Importing this package does not import boto3: that happens when an ``s3:`` source is first
+used, so the gateway runs without boto3 installed as long as no such source is configured.
+
+Besides the ``Store`` protocol, ``S3Store`` offers ``presigned_url`` (the ``Presigner``
+capability), ``etag(key)`` and ``info(key)`` (HEAD: entry, ETag, content type); the iterator
+``open`` returns carries the response's ``etag`` and ``last_modified``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from gateway.hookspecs import StoreType, hookimpl
+from gateway.storage import Store
+from gateway_s3.settings import S3Settings
+
+__all__ = ["S3Settings", "gateway_store_types", "make_store"]
+
+
+def make_store(url: str, options: Mapping[str, str]) -> Store:
+    """The store factory: reads the URL and options; touches neither boto3 nor the network."""
+    from gateway_s3.store import S3Store
+
+    return S3Store(S3Settings.from_url(url, options))
+
+
+@hookimpl
+def gateway_store_types() -> Sequence[StoreType]:
+    return [
+        StoreType(
+            scheme="s3",
+            factory=make_store,
+            description="an S3 bucket (AWS, MinIO, Ceph, SeaweedFS): "
+            "s3://BUCKET/PREFIX?endpoint=URL&region=NAME&path_style=1",
+        )
+    ]
