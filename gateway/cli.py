@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from gateway import __version__
+from gateway.config_file import config_option
 from gateway.errors import GatewayError, NotFound, UsageError
 from gateway.plugins import Plugins, load_plugins
 from gateway.query import Query, parse_timestamp, parse_timezone
@@ -77,6 +78,7 @@ class Configured:
 def source_options(command: F) -> F:
     """The options that say where recordings are and how they are laid out."""
     decorators = [
+        config_option,
         click.option(
             "--path",
             required=True,
@@ -296,6 +298,7 @@ def _write(chunks: Iterator[bytes], destination: Path) -> None:
 
 
 @main.command("plugins")
+@config_option
 def plugins_command() -> None:
     """List the installed storage schemes and layouts, with their packages."""
     plugins = load_plugins()
@@ -314,6 +317,7 @@ def plugins_command() -> None:
 
 @main.command("demo")
 @click.argument("folder", type=click.Path(file_okay=False))
+@config_option
 @click.option("--days", type=click.IntRange(1, 60), default=3, show_default=True)
 @click.option("--end", "end", help="Last day of the archive, YYYY-MM-DD (default: today).")
 @click.option("--timezone", help="Time zone the demo PBX files its calls in.")
