@@ -72,6 +72,9 @@ def populate(root: Path) -> str:
     }
     for key, size in {**freepbx, **fusion, **flat}.items():
         _write(root, key, wav(key, size))
+    for n in range(3000):  # several QUERY_DIRECTORY replies' worth
+        _write(root, f"many/in-17778611565-13164619284-20250307-101500-17413{n:05d}.{n}.wav", b"")
+    _write(root, "unicode/città-ünïcødé-日本-1700000000.7.wav", b"RIFF")
     big = "big/random-1741342500.99.wav"
     _write(root, big, os.urandom(3 * 1024 * 1024 + 12345))
     return big

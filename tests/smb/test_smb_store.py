@@ -61,6 +61,16 @@ def test_list_recursive_has_every_file_and_no_folders(store: SmbStore, share: Sh
     assert keys == expected
 
 
+def test_list_big_folder_and_unicode_names(store: SmbStore, share: Share) -> None:
+    names = sorted(e.name for e in store.list("many"))
+    assert names == sorted(p.name for p in (share.root / "many").iterdir())
+    assert len(names) == 3000
+    [entry] = store.list("unicode")
+    assert entry.name == "città-ünïcødé-日本-1700000000.7.wav"
+    assert entry.size == 4
+    assert b"".join(store.open(entry.key)) == b"RIFF"
+
+
 def test_list_match_filters_files(store: SmbStore) -> None:
     names = [e.name for e in store.list("flat", recursive=True, match=lambda n: n.endswith(".txt"))]
     assert names == ["notes-1700000000.1.txt"]
