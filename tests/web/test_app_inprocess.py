@@ -1,0 +1,154 @@
+"""Edge cases through falcon's test client and an in-process waitress: streaming from a
+store that is not local (generator path), public URL choices, error shapes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import falcon.testing
+import pytest
+import requests
+import waitress
+
+from gateway.layouts import PathPattern
+from gateway.query import parse_timezone
+from gateway.search import SearchSettings
+from gateway.signing import LinkSigner
+from gateway.sources import StoreSource
+from gateway.storage import Entry, LocalFile
+from gateway.web.accesslog import AccessLog, redact
+from gateway.web.app import create_app
+from gateway.web.config import WebConfig
+from gateway_local import LocalStore
+from tests.web.conftest import TOKEN, TZ, Archive
+
+
+class StreamOnlyStore:
+    """A real store over a local folder that offers no ``local_path`` (like SMB or S3), so
+    the web service must stream its generator. Counts how much it was asked to read."""
+
+    def __init__(self, root: Path) -> None:
+        self._inner = LocalStore(root)
+        self.description = "stream:" + str(root)
+        self.opened: list[tuple[int, int | None]] = []
+
+    def check(self) -> None:
+        self._inner.check()
+
+    def list(self, prefix: str, **kw: Any) -> Iterator[Entry]:
+        return self._inner.list(prefix, **kw)
+
+    def stat(self, key: str) -> Entry:
+        return self._inner.stat(key)
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        self.opened.append((start, end))
+        return self._inner.open(key, start, end)
+
+    def close(self) -> None:
+        pass
+
+
+def make_config(store: Any, public_url: str | None = None) -> WebConfig:
+    source = StoreSource(store.description, store, PathPattern("%YY/%MM/%DD"))
+    return WebConfig(
+        sources=[source],
+        settings=SearchSettings(timezone=parse_timezone(TZ)),
+        token=TOKEN,
+        signer=LinkSigner.random(),
+        public_url=public_url,
+    )
+
+
+@pytest.fixture
+def streaming_server(archive: Archive) -> Iterator[tuple[str, StreamOnlyStore]]:
+    store = StreamOnlyStore(archive.root)
+    assert not isinstance(store, LocalFile)
+    server = waitress.create_server(
+        AccessLog(create_app(make_config(store))), host="127.0.0.1", port=0, threads=4
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}", store
+    server.close()
+    thread.join(5)
+
+
+def test_generator_stream_with_ranges(
+    streaming_server: tuple[str, StreamOnlyStore], archive: Archive
+) -> None:
+    url, store = streaming_server
+    call = archive.call_with(1)
+    content = (archive.root / call.files[0]).read_bytes()
+    answer = requests.post(
+        f"{url}/search/",
+        data={"token": TOKEN, "callid": call.callid, "timestamp": call.start},
+        timeout=10,
+    )
+    (f,) = answer.json()["files"]
+    assert requests.get(f["url"], timeout=10).content == content
+    part = requests.get(f["url"], headers={"Range": "bytes=1000-2999"}, timeout=10)
+    assert part.status_code == 206
+    assert part.content == content[1000:3000]
+    tail = requests.get(f["url"], headers={"Range": "bytes=-10"}, timeout=10)
+    assert tail.content == content[-10:]
+    assert requests.head(f["url"], timeout=10).headers["Content-Length"] == str(len(content))
+    assert store.opened == [(0, len(content)), (1000, 3000), (len(content) - 10, len(content))]
+
+
+def test_falcon_client_without_file_wrapper_sends_exact_ranges(archive: Archive) -> None:
+    client = falcon.testing.TestClient(create_app(make_config(LocalStore(archive.root))))
+    call = archive.call_with(1)
+    content = (archive.root / call.files[0]).read_bytes()
+    answer = client.simulate_post(
+        "/search/", params={"token": TOKEN, "callid": call.callid, "timestamp": call.start}
+    )
+    path = "/files/" + answer.json["files"][0]["url"].split("/files/", 1)[1]
+    part = client.simulate_get(path, headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206
+    assert part.content == content[10:20]
+
+
+def test_public_url_and_forwarded_headers(archive: Archive) -> None:
+    call = archive.call_with(1)
+    params = {"token": TOKEN, "callid": call.callid, "timestamp": call.start}
+    fixed = falcon.testing.TestClient(
+        create_app(make_config(LocalStore(archive.root), "https://av.example.com/vault/"))
+    )
+    url = fixed.simulate_get("/search/", params=params).json["files"][0]["url"]
+    assert url.startswith("https://av.example.com/vault/files/")
+    plain = falcon.testing.TestClient(create_app(make_config(LocalStore(archive.root))))
+    url = plain.simulate_get("/search/", params=params, host="gw.example:8080").json
+    assert url["files"][0]["url"].startswith("http://gw.example:8080/files/")
+    bad = plain.simulate_get("/search/", params=params, host="evil.example/<x>")
+    assert bad.status_code == 400
+
+
+def test_unexpected_errors_are_500_without_details(archive: Archive) -> None:
+    class Broken(StreamOnlyStore):
+        def stat(self, key: str) -> Entry:
+            raise RuntimeError("secret detail /srv/path")
+
+    store = Broken(archive.root)
+    config = make_config(store)
+    client = falcon.testing.TestClient(create_app(config))
+    signed, _ = config.signer.sign(store.description, "a.wav", 60)
+    answer = client.simulate_get(f"/files/{signed}/a.wav")
+    assert answer.status_code == 500
+    assert answer.json == {"status": "ERROR", "error": "internal error"}
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/files/SIGNED.abc/x.wav", "/files/<redacted>/x.wav"),
+        ("/files/SIGNED", "/files/<redacted>"),
+        ("/search/", "/search/"),
+        ("/a b\n", "/a%20b%0A"),
+    ],
+)
+def test_redaction(path: str, logged: str) -> None:
+    assert redact(path) == logged
