@@ -1,0 +1,103 @@
+"""Real Caddy in front (tls internal): links carry the public HTTPS URL, downloads seek."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+from tests.web.conftest import TOKEN, Archive, Gateway
+
+pytestmark = pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
+
+CADDYFILE = """{{
+    admin off
+    skip_install_trust
+    auto_https disable_redirects
+    http_port {http_port}
+    https_port {https_port}
+    storage file_system {dir}/data
+}}
+https://localhost:{https_port} {{
+    bind 127.0.0.1
+    tls internal
+    reverse_proxy 127.0.0.1:{gateway_port}
+}}
+"""
+
+
+@pytest.fixture
+def caddy(tmp_path: Path, start_gateway: Any) -> Iterator[tuple[str, Path, Gateway]]:
+    gw = start_gateway()  # no --public-url: the links come from the proxy's headers
+    gateway_port = int(gw.url.rsplit(":", 1)[1])
+    https_port = free_port()
+    (tmp_path / "Caddyfile").write_text(
+        CADDYFILE.format(
+            http_port=free_port(), https_port=https_port, dir=tmp_path, gateway_port=gateway_port
+        )
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    log = (tmp_path / "caddy.log").open("wb")
+    proc = subprocess.Popen(
+        ["caddy", "run", "--config", "Caddyfile", "--adapter", "caddyfile"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    root_cert = tmp_path / "data" / "pki" / "authorities" / "local" / "root.crt"
+    url = f"https://localhost:{https_port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if (
+                root_cert.exists()
+                and requests.get(f"{url}/healthz", verify=root_cert, timeout=2).ok
+            ):
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError((tmp_path / "caddy.log").read_text())
+        time.sleep(0.1)
+    yield url, root_cert, gw
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_links_through_caddy_are_https_and_seek(
+    caddy: tuple[str, Path, Gateway], archive: Archive
+) -> None:
+    url, root_cert, gw = caddy
+    call = archive.call_with(1)
+    content = (archive.root / call.files[0]).read_bytes()
+    answer = requests.post(
+        f"{url}/search/",
+        data={"searchtoken": TOKEN, "callid": call.callid, "timestamp": call.start},
+        verify=root_cert,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    (f,) = answer.json()["files"]
+    assert f["url"].startswith(f"{url}/files/")
+    middle = len(content) // 2
+    part = requests.get(
+        f["url"], headers={"Range": f"bytes={middle}-{middle + 999}"}, verify=root_cert, timeout=10
+    )
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == f"bytes {middle}-{middle + 999}/{len(content)}"
+    assert part.content == content[middle : middle + 1000]
+    assert requests.get(f["url"], verify=root_cert, timeout=10).content == content
+    # the gateway itself, asked directly, still answers with its own address
+    direct = gw.links(call)[0]["url"]
+    assert direct.startswith(f"{gw.url}/files/")
