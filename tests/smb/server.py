@@ -8,8 +8,10 @@ process and is stopped by its process id, never by name.
 from __future__ import annotations
 
 import getpass
+import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -140,6 +142,30 @@ class SambaServer:
                     time.sleep(0.05)
             except OSError:
                 return
+
+    def _tree(self) -> list[int]:
+        """smbd's pid and those of its descendants (the per-connection children)."""
+        assert self.process is not None
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        tree = [self.process.pid]
+        for pid in tree:
+            tree.extend(child for child, parent in parents.items() if parent == pid)
+        return tree
+
+    def pause(self) -> None:
+        """Freeze smbd and its children (SIGSTOP): connections stay open, nothing answers."""
+        for pid in self._tree():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._tree():
+            os.kill(pid, signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -106,5 +107,31 @@ def test_silent_server_is_unavailable_within_the_timeout(silent_server: int) -> 
             store.check()
         elapsed = time.monotonic() - started
         assert elapsed < HANG_BOUND
+    finally:
+        store.close()
+
+
+def test_frozen_server_gives_unavailable_after_io_timeout_then_recovers(own_samba: Share) -> None:
+    huge = own_samba.root / "big" / "huge-1741342500.98.wav"
+    huge.write_bytes(os.urandom(20 * 1024 * 1024))  # more than a download reads ahead
+    store = open_store(own_samba.url(query="timeout=2&io_timeout=2"))
+    try:
+        store.check()
+        chunks = iter(store.open("big/huge-1741342500.98.wav"))
+        next(chunks)
+        own_samba.server.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="answer"):
+                list(store.list("flat"))
+            assert time.monotonic() - started < HANG_BOUND
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                b"".join(chunks)  # a download in progress fails too, instead of hanging
+            assert time.monotonic() - started < HANG_BOUND
+        finally:
+            own_samba.server.resume()
+        assert len(list(store.list("flat"))) == 3
+        assert b"".join(store.open(own_samba.big)) == own_samba.bytes_of(own_samba.big)
     finally:
         store.close()

@@ -1,9 +1,11 @@
 """Reading an ``smb://`` source and the SMB rules for keys. Imports nothing from smbprotocol.
 
 URL form: ``smb://[[DOMAIN;]USER[:PASSWORD]@]HOST[:PORT]/SHARE[/PATH...][?OPTIONS]``, with
-``OPTIONS`` among ``encrypt=1|0``, ``timeout=SECONDS``, ``domain=NAME``, ``connections=N``.
-The same options may be given to every SMB source at once as store options ``smb_encrypt``,
-``smb_timeout``, ``smb_domain``, ``smb_connections``; the URL wins. The password comes from the
+``OPTIONS`` among ``encrypt=1|0``, ``timeout=SECONDS`` (connect and log on, default 5),
+``io_timeout=SECONDS`` (one request on an established session, default ``max(30, 6 x
+timeout)``), ``domain=NAME``, ``connections=N`` (pool size, default 4). The same options may
+be given to every SMB source at once as store options ``smb_encrypt``, ``smb_timeout``,
+``smb_io_timeout``, ``smb_domain``, ``smb_connections``; the URL wins. The password comes from the
 URL, else from the file named by the store option ``smb_password_file``, else from the
 environment variable ``GATEWAY_SMB_PASSWORD``.
 """
@@ -28,7 +30,7 @@ DEFAULT_CONNECTIONS = 4
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_URL_OPTIONS = ("encrypt", "timeout", "domain", "connections")
+_URL_OPTIONS = ("encrypt", "timeout", "io_timeout", "domain", "connections")
 
 # Names Windows reserves in every folder, with or without an extension ("CON", "con.wav").
 _RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9¹²³])$", re.IGNORECASE)
@@ -50,7 +52,14 @@ class SmbLocation:
     domain: str | None = None
     encrypt: bool = False
     timeout: float = DEFAULT_TIMEOUT
+    """Seconds to connect and log on."""
+    io_timeout: float | None = None
+    """Seconds one request on an established session may take; None: max(30, 6 x timeout)."""
     connections: int = DEFAULT_CONNECTIONS
+
+    @property
+    def request_timeout(self) -> float:
+        return self.io_timeout if self.io_timeout is not None else max(30.0, 6 * self.timeout)
 
     @property
     def username(self) -> str | None:
@@ -153,6 +162,7 @@ def parse_location(
         domain=domain,
         encrypt=_flag("encrypt", option("encrypt")),
         timeout=_positive("timeout", option("timeout"), DEFAULT_TIMEOUT, float),
+        io_timeout=_positive("io_timeout", option("io_timeout"), 0, float) or None,
         connections=int(_positive("connections", option("connections"), DEFAULT_CONNECTIONS, int)),
     )
 

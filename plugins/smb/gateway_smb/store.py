@@ -14,7 +14,8 @@ session expired or deleted, socket reset) is sent once more on a fresh connectio
 that loses its connection midway reopens the file and goes on from the next byte. Connecting
 and logging on are bounded by ``timeout`` (default 5 s): a server that is down or silent gives
 ``Unavailable`` within it. A server that stops answering an established session is given up
-after ``max(30, 6 x timeout)`` seconds per request by a watchdog that closes the connection.
+after ``io_timeout`` (default ``max(30, 6 x timeout)``) seconds per request by a watchdog that
+closes the connection.
 
 Reads. ``open`` opens the file before returning (so a missing file or refused logon is raised
 by ``open`` itself) and returns an iterator that keeps a few reads in flight and yields
@@ -257,7 +258,7 @@ class SmbStore:
         self.description = location.description
         self._pool = _Pool(f"{location.host.lower()}:{location.port}", location.connections)
         self._watchdog = _Watchdog()
-        self._request_timeout = max(30.0, 6 * location.timeout)
+        self._request_timeout = location.request_timeout
 
     def __repr__(self) -> str:
         return f"SmbStore({self.description!r})"
@@ -338,6 +339,8 @@ class SmbStore:
         if isinstance(exc, ValueError) and "Failed to connect" in str(exc):
             reason = str(exc).rpartition(": ")[2]
             return Unavailable(f"{desc}: cannot connect ({reason})")
+        if isinstance(exc, SMBException) and "Connection timeout" in str(exc):
+            return Unavailable(f"{desc}: the server did not answer in time")
         if _is_connection_failure(exc):
             return Unavailable(f"{desc}: the connection failed ({type(exc).__name__})")
         return Unavailable(f"{desc}: {self._scrub(str(exc)) or type(exc).__name__}")
