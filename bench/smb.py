@@ -128,6 +128,7 @@ def main() -> None:
                 source.close()
 
     mb = big_bytes / 1e6
+    label = f"{args.size_mb} MiB"
     print(f"\nshare: {args.days * args.per_day} files in {args.days} day folders; "
           f"read size {args.read_size}, read-ahead {args.read_ahead}")  # fmt: skip
     print(f"{'':38} {'best':>9} {'median':>9}")
@@ -136,9 +137,9 @@ def main() -> None:
     print(f"{'smbclient ls of the day folder':38} {ls_t[0] * 1000:8.1f}ms {ls_t[1] * 1000:8.1f}ms")
     print(f"  ratio store/smbclient: {search_t[0] / ls_t[0]:.2f} "
           "(smbclient pays process start and logon each run)")  # fmt: skip
-    print(f"{f'{mb:.0f} MB download (store)':38} {get_t[0]:8.3f}s  {get_t[1]:8.3f}s"
+    print(f"{f'{label} download (store)':38} {get_t[0]:8.3f}s  {get_t[1]:8.3f}s"
           f"  = {mb / get_t[0]:.0f} MB/s")  # fmt: skip
-    print(f"{f'{mb:.0f} MB smbclient get':38} {cli_t[0]:8.3f}s  {cli_t[1]:8.3f}s"
+    print(f"{f'{label} smbclient get':38} {cli_t[0]:8.3f}s  {cli_t[1]:8.3f}s"
           f"  = {mb / cli_t[0]:.0f} MB/s")  # fmt: skip
     print(f"  ratio store/smbclient: {get_t[0] / cli_t[0]:.2f}")
 
