@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,14 @@ from gateway.signing import LinkSigner
 from gateway.web.config import DEFAULT_LINK_TTL, MAX_BODY, WebConfig
 
 TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
+# waitress reads a file in pieces as large as the socket's send buffer, which Linux sizes at
+# up to 4 MiB: 50 downloads at once would then hold 200 MiB. A fixed 256 KiB buffer (the
+# kernel doubles it) keeps a download at about 0.5 MiB of memory and still fills about
+# 5 MB/s per stream at 100 ms round trip, far more than audio needs.
+SOCKET_OPTIONS = [
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024),
+]
 _BIND = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
 
@@ -180,6 +189,8 @@ def serve_command(
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {bind_to}: {exc.strerror}") from None
+        # Not a create_server keyword; applied to each accepted connection.
+        server.adj.socket_options = SOCKET_OPTIONS
         sources = ", ".join(s.id for s in configured.sources)
         address = _address(server)
         click.echo(
