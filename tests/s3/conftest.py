@@ -122,9 +122,13 @@ def put_objects(
 def delete_bucket(admin: Any, bucket: str) -> None:
     try:
         for page in admin.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
-            if keys:
-                admin.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            keys = [o["Key"] for o in page.get("Contents", ())]
+            plain = [{"Key": k} for k in keys if k.isprintable()]
+            if plain:
+                admin.delete_objects(Bucket=bucket, Delete={"Objects": plain, "Quiet": True})
+            for key in keys:
+                if not key.isprintable():  # cannot be written in DeleteObjects' XML body
+                    admin.delete_object(Bucket=bucket, Key=key)
         admin.delete_bucket(Bucket=bucket)
     except Exception as exc:  # best effort: the server may already be gone
         warnings.warn(f"could not delete test bucket {bucket}: {exc}", stacklevel=1)
