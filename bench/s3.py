@@ -28,21 +28,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-# Run as a script, Python puts bench/ first on sys.path, where bench/http.py would shadow the
-# standard library's http package: put the project root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for tests.*
 
-from boto3.s3.transfer import TransferConfig  # noqa: E402
+from boto3.s3.transfer import TransferConfig
 
-from gateway.plugins import load_plugins  # noqa: E402
-from gateway.query import Query  # noqa: E402
-from gateway.search import SearchSettings, search  # noqa: E402
-from gateway.sources import open_sources  # noqa: E402
-from gateway_s3.store import S3Store  # noqa: E402
-from tests.s3.conftest import put_objects  # noqa: E402
-from tests.s3.server import SeaweedServer  # noqa: E402
+from gateway.plugins import load_plugins
+from gateway.query import Query
+from gateway.search import SearchSettings, search
+from gateway.sources import open_sources
+from gateway_s3.store import S3Store
+from tests.s3.conftest import put_objects
+from tests.s3.server import SeaweedServer
 
 BUCKET = "bench"
 DAYS = 365

@@ -20,28 +20,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and this file's name would
-# hide the standard library's ``http`` package: take the folder out, put the project in.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for tests.*
 
-import argparse  # noqa: E402
-import multiprocessing  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from datetime import date  # noqa: E402
-from zoneinfo import ZoneInfo  # noqa: E402
+import argparse
+import multiprocessing
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+from datetime import date
+from zoneinfo import ZoneInfo
 
-import requests  # noqa: E402
+import requests
 
-from gateway.demo import tone, write_demo  # noqa: E402
+from gateway.demo import tone, write_demo
 
 TOKEN = "bench-token"
 THREADS = 32
