@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv samba smbclient caddy nginx chromium chromium-driver)
+APT_PACKAGES=(python3 python3-venv curl samba smbclient caddy nginx chromium chromium-driver)
 if [ "${1:-}" = "--runtime-only" ]; then
   APT_PACKAGES=(python3 python3-venv)
 fi
