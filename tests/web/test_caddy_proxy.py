@@ -18,20 +18,15 @@ from tests.web.conftest import TOKEN, Archive, Gateway
 
 pytestmark = pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
 
-CADDYFILE = """{{
-    admin off
-    skip_install_trust
-    auto_https disable_redirects
-    http_port {http_port}
-    https_port {https_port}
-    storage file_system {dir}/data
-}}
-https://localhost:{https_port} {{
-    bind 127.0.0.1
-    tls internal
-    reverse_proxy 127.0.0.1:{gateway_port}
-}}
-"""
+DEPLOYED_CADDYFILE = Path(__file__).parents[2] / "deploy" / "Caddyfile"
+# The production Caddyfile, run on loopback: these fill its test-only placeholders.
+GLOBAL_OPTIONS = """admin off
+skip_install_trust
+auto_https disable_redirects
+http_port {http_port}
+https_port {https_port}
+storage file_system {dir}/data"""
+SITE_OPTIONS = "bind 127.0.0.1\ntls internal"
 
 
 @pytest.fixture
@@ -39,15 +34,20 @@ def caddy(tmp_path: Path, start_gateway: Any) -> Iterator[tuple[str, Path, Gatew
     gw = start_gateway()  # no --public-url: the links come from the proxy's headers
     gateway_port = int(gw.url.rsplit(":", 1)[1])
     https_port = free_port()
-    (tmp_path / "Caddyfile").write_text(
-        CADDYFILE.format(
-            http_port=free_port(), https_port=https_port, dir=tmp_path, gateway_port=gateway_port
-        )
-    )
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "GATEWAY_DOMAIN": f"https://localhost:{https_port}",
+        "GATEWAY_UPSTREAM": f"127.0.0.1:{gateway_port}",
+        "CADDY_GLOBAL_OPTIONS": GLOBAL_OPTIONS.format(
+            http_port=free_port(), https_port=https_port, dir=tmp_path
+        ),
+        "CADDY_SITE_OPTIONS": SITE_OPTIONS,
+    }
     log = (tmp_path / "caddy.log").open("wb")
     proc = subprocess.Popen(
-        ["caddy", "run", "--config", "Caddyfile", "--adapter", "caddyfile"],
+        ["caddy", "run", "--config", str(DEPLOYED_CADDYFILE), "--adapter", "caddyfile"],
         cwd=tmp_path,
         env=env,
         stdout=log,
@@ -97,6 +97,7 @@ def test_links_through_caddy_are_https_and_seek(
     assert part.status_code == 206
     assert part.headers["Content-Range"] == f"bytes {middle}-{middle + 999}/{len(content)}"
     assert part.content == content[middle : middle + 1000]
+    assert part.headers["Strict-Transport-Security"].startswith("max-age=")  # the deployed file
     assert requests.get(f["url"], verify=root_cert, timeout=10).content == content
     # the gateway itself, asked directly, still answers with its own address
     direct = gw.links(call)[0]["url"]
