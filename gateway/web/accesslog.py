@@ -4,7 +4,9 @@
 
 The signed part of a link and the query string (which may carry a token) are never written.
 A WSGI middleware, so it counts the bytes of streamed bodies too, including the ones that go
-through the server's ``wsgi.file_wrapper``.
+through the server's ``wsgi.file_wrapper``. Other observers (the audit log, the metrics) get
+the same finished-request record; resources add what they know (call id, tenant, file, range)
+to ``environ[DETAILS]``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 log = logging.getLogger("gateway.access")
@@ -23,6 +25,9 @@ log = logging.getLogger("gateway.access")
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+DETAILS = "gateway.details"
+"""``environ`` key of a dict where resources note what the request was about."""
 
 _SIGNED = re.compile(r"^/files/[^/]*(/|$)")
 _MAX_ROUTE = 200
@@ -35,42 +40,71 @@ def redact(path: str) -> str:
     return safe if len(safe) <= _MAX_ROUTE else safe[:_MAX_ROUTE] + "..."
 
 
-class _Request:
-    """What is known about one request; writes its line once, when its body is done."""
+class RequestRecord:
+    """What is known about one request; observers hear of it once, when its body is done."""
 
-    def __init__(self, environ: Environ) -> None:
+    def __init__(self, environ: Environ, observers: tuple[RequestObserver, ...]) -> None:
         self.started = time.monotonic()
+        self.at = datetime.now(UTC)
         self.client = str(environ.get("REMOTE_ADDR") or "-")
         self.method = str(environ.get("REQUEST_METHOD") or "-")
-        self.route = redact(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
+        self.path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        self.route = redact(self.path)
         self.status = "-"
         self.sent = 0
+        self.seconds = 0.0
+        self.details: dict[str, Any] = {}
+        environ[DETAILS] = self.details
+        self._observers = observers
         self._done = False
         self._lock = threading.Lock()
+        for observer in observers:
+            observer.started(self)
 
     def finish(self) -> None:
         with self._lock:
             if self._done:
                 return
             self._done = True
-        ms = (time.monotonic() - self.started) * 1000
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.seconds = time.monotonic() - self.started
+        for observer in self._observers:
+            try:
+                observer.finished(self)
+            except Exception:  # an observer must never break a response
+                log.exception("request observer %r failed", observer)
+
+
+class RequestObserver(Protocol):
+    """Hears of every request when it starts and when its response is finished."""
+
+    def started(self, request: RequestRecord) -> None: ...
+
+    def finished(self, request: RequestRecord) -> None: ...
+
+
+class AccessLine:
+    """The access log: one line per finished request."""
+
+    def started(self, request: RequestRecord) -> None:
+        pass
+
+    def finished(self, request: RequestRecord) -> None:
         log.info(
             "%s %s %s %s %s %d %.1fms",
-            when,
-            self.client,
-            self.method,
-            self.route,
-            self.status,
-            self.sent,
-            ms,
+            request.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            request.client,
+            request.method,
+            request.route,
+            request.status,
+            request.sent,
+            request.seconds * 1000,
         )
 
 
 class _CountedFile:
     """Passes a file to the server's file wrapper and notes how far it was read."""
 
-    def __init__(self, file: BinaryIO, request: _Request) -> None:
+    def __init__(self, file: BinaryIO, request: RequestRecord) -> None:
         self._file = file
         self._request = request
         self._start = file.tell()
@@ -97,7 +131,7 @@ class _CountedFile:
 
 
 class _CountedBody:
-    def __init__(self, body: Iterable[bytes], request: _Request) -> None:
+    def __init__(self, body: Iterable[bytes], request: RequestRecord) -> None:
         self._body = body
         self._iter: Iterator[bytes] = iter(body)
         self._request = request
@@ -120,11 +154,14 @@ class _CountedBody:
 
 
 class AccessLog:
-    def __init__(self, app: WSGIApp) -> None:
+    """The middleware: the access line, then each extra observer, for every request."""
+
+    def __init__(self, app: WSGIApp, observers: Iterable[RequestObserver] = ()) -> None:
         self._app = app
+        self._observers = (AccessLine(), *observers)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        request = _Request(environ)
+        request = RequestRecord(environ, self._observers)
         used_wrapper = False
         server_wrapper = environ.get("wsgi.file_wrapper")
         if server_wrapper is not None:

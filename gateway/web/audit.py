@@ -1,0 +1,83 @@
+"""The audit log: who searched for which call and who listened to which file, as JSON lines.
+
+One line per search and per download, written when the response is finished::
+
+    {"time": "2026-03-09T10:15:02Z", "event": "download", "client": "203.0.113.7",
+     "tenant": null, "source": "file:/var/spool/asterisk/monitor", "file": "2026/03/09/q-....wav",
+     "range": "bytes=0-1", "bytes": 2, "status": 206}
+
+Never a token, a secret or the signed part of a link. The client is the address the web server
+reports, which honours the trusted reverse proxy's ``X-Forwarded-For`` (``--trusted-proxy``).
+The file is reopened when log rotation moves it away (``logging.handlers.WatchedFileHandler``),
+so logrotate needs no signal and no ``copytruncate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from gateway.web.accesslog import RequestRecord
+
+AUDITED = {"/search": "search", "/search/": "search", "/xmlrpc": "search", "/RPC2": "search"}
+
+
+def event_of(path: str) -> str | None:
+    if path.startswith("/files/"):
+        return "download"
+    return AUDITED.get(path)
+
+
+class AuditLog:
+    """Writes one JSON line per search and per download."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self._log = logging.Logger("gateway.audit")  # private: never propagates anywhere else
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self._log.addHandler(handler)
+        self._log.setLevel(logging.INFO)
+
+    @classmethod
+    def to(cls, target: str) -> AuditLog:
+        """``-`` for standard output, else a file (appended to, created mode 0600 by umask)."""
+        if target == "-":
+            return cls(logging.StreamHandler(sys.stdout))
+        path = Path(target)
+        try:
+            handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+        except OSError as exc:
+            from gateway.errors import ConfigError
+
+            raise ConfigError(f"cannot open the audit log {path}: {exc.strerror}") from None
+        return cls(handler)
+
+    def started(self, request: RequestRecord) -> None:
+        pass
+
+    def finished(self, request: RequestRecord) -> None:
+        event = event_of(request.path)
+        if event is None or request.method == "HEAD":
+            return
+        line: dict[str, object] = {
+            "time": request.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "event": event,
+            "client": request.client,
+            "tenant": request.details.get("tenant"),
+        }
+        if event == "search":
+            line["callid"] = request.details.get("callid")
+            line["results"] = request.details.get("results")
+        else:
+            line["source"] = request.details.get("source")
+            line["file"] = request.details.get("key")
+            line["range"] = request.details.get("range")
+            line["bytes"] = request.sent
+        line["status"] = int(request.status) if request.status.isdigit() else None
+        self._log.info(json.dumps(line, ensure_ascii=False))
+
+    def close(self) -> None:
+        for handler in self._log.handlers:
+            handler.close()

@@ -1,0 +1,96 @@
+"""Prometheus metrics (prometheus-client), kept in a registry of the app's own.
+
+- ``gateway_requests_total{route,status}``: finished requests;
+- ``gateway_request_seconds{route}``: time to the end of the response;
+- ``gateway_bytes_streamed_total``: body bytes of downloads;
+- ``gateway_active_streams``: downloads in progress;
+- ``gateway_search_seconds{source}``: how long each source took to search;
+- ``gateway_store_errors_total{source,error}``: store failures (unreachable, refused...).
+
+``GET /metrics`` serves them only with ``--metrics-token`` (or its file / variable) given,
+as ``Authorization: Bearer``; without it the route does not exist. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import falcon
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.errors import Unauthorized
+from gateway.web.accesslog import RequestRecord
+
+
+
+def route_of(path: str) -> str:
+    """A bounded label: the route's first segment, or ``other``."""
+    head = "/" + path.lstrip("/").split("/", 1)[0]
+    if head in ("/search", "/files", "/xmlrpc", "/metrics", "/healthz", "/"):
+        return head
+    return "/xmlrpc" if head == "/RPC2" else "other"
+
+
+class Metrics:
+    """The gateway's metrics; also a request observer and a search observer."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gateway_requests", "Finished HTTP requests.", ["route", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "gateway_request_seconds", "Time to the end of the response.", ["route"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.bytes_streamed = Counter(
+            "gateway_bytes_streamed", "Bytes of downloads sent.", registry=self.registry
+        )
+        self.active_streams = Gauge(
+            "gateway_active_streams", "Downloads in progress.", registry=self.registry
+        )
+        self.search_seconds = Histogram(
+            "gateway_search_seconds", "Time one source took to search.", ["source"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.store_errors = Counter(
+            "gateway_store_errors", "Store failures by source and kind.", ["source", "error"],
+            registry=self.registry,
+        )  # fmt: skip
+
+    def started(self, request: RequestRecord) -> None:
+        if route_of(request.path) == "/files":
+            self.active_streams.inc()
+
+    def finished(self, request: RequestRecord) -> None:
+        route = route_of(request.path)
+        self.requests.labels(route, request.status).inc()
+        self.request_seconds.labels(route).observe(request.seconds)
+        if route == "/files":
+            self.active_streams.dec()
+            self.bytes_streamed.inc(request.sent)
+
+    def searched(self, source: str, seconds: float, error: Exception | None) -> None:
+        self.search_seconds.labels(source).observe(seconds)
+        if error is not None:
+            self.store_errors.labels(source, type(error).__name__).inc()
+
+
+class MetricsResource:
+    """``GET /metrics``, for a scraper that sends the metrics token as a bearer token."""
+
+    def __init__(self, metrics: Metrics, token: str) -> None:
+        self._metrics = metrics
+        self._token = token.encode("utf-8")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), self._token
+        ):
+            raise Unauthorized("the metrics need Authorization: Bearer <metrics token>")
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.set_header("Cache-Control", "no-store")
+        resp.data = generate_latest(self._metrics.registry)
