@@ -92,6 +92,12 @@ class PathPattern:
             return [Scan(self._fill(None, tenant), recursive=self.recursive)]
         return [self._full_scan(tenant)]
 
+    def tenant_keys(self, tenant: str) -> re.Pattern[str]:
+        """What every key this pattern files under ``tenant`` matches (whole key, any day)."""
+        keys = self._full_scan(tenant).keys
+        assert keys is not None
+        return keys
+
     def _fill(self, day: date | None, tenant: str | None) -> str:
         def value(m: re.Match[str]) -> str:
             field = m.group(1)

@@ -1,7 +1,8 @@
 """Signed, expiring download links (itsdangerous).
 
-A link names one file: the source's id, the key in that source, and the moment it expires, all
-inside the signed payload, so nothing in a link can be changed without breaking its signature.
+A link names one file: the source's id, the key in that source, the moment it expires and, with
+``--tenants``, the tenant it was issued to, all inside the signed payload, so nothing in a link
+can be changed without breaking its signature.
 The secret is random for each run (a restart revokes every earlier link) unless a key file is
 given, for several instances behind one load balancer: one key per line, at least
 ``MIN_KEY_LENGTH`` characters, blank lines and ``#`` comments ignored. The file's first key
@@ -36,6 +37,9 @@ class LinkTarget:
     key: str
     expires: int
     """Epoch seconds."""
+    tenant: str | None = None
+    """The tenant the link was issued to (``--tenants``): it only opens files below that
+    tenant's folders. ``None`` for links of a gateway without tenants, or of the admin token."""
 
     @property
     def expires_at(self) -> datetime:
@@ -71,10 +75,16 @@ class LinkSigner:
     def now(self) -> int:
         return int(self._clock())
 
-    def sign(self, source: str, key: str, ttl: int) -> tuple[str, LinkTarget]:
-        """Return the token for ``key`` in ``source``, valid for ``ttl`` seconds from now."""
-        target = LinkTarget(source, key, self.now() + ttl)
-        token = self._serializer.dumps([target.source, target.key, target.expires])
+    def sign(
+        self, source: str, key: str, ttl: int, *, tenant: str | None = None
+    ) -> tuple[str, LinkTarget]:
+        """Return the token for ``key`` in ``source``, valid for ``ttl`` seconds from now
+        (and, with ``tenant``, bound to that tenant)."""
+        target = LinkTarget(source, key, self.now() + ttl, tenant)
+        payload: list[object] = [target.source, target.key, target.expires]
+        if tenant is not None:
+            payload.append(tenant)
+        token = self._serializer.dumps(payload)
         return token, target
 
     def verify(self, token: str) -> LinkTarget:
@@ -85,13 +95,15 @@ class LinkSigner:
             raise LinkInvalid("this link is not valid (tampered, or from another run)") from None
         if (
             not isinstance(payload, list)
-            or len(payload) != 3
+            or len(payload) not in (3, 4)
             or not isinstance(payload[0], str)
             or not isinstance(payload[1], str)
             or not isinstance(payload[2], int)
+            or (len(payload) == 4 and not isinstance(payload[3], str))
         ):
             raise LinkInvalid("this link is not valid")
-        target = LinkTarget(payload[0], payload[1], payload[2])
+        tenant = payload[3] if len(payload) == 4 else None
+        target = LinkTarget(payload[0], payload[1], payload[2], tenant)
         if self.now() > target.expires + self._leeway:
             raise LinkExpired("this link has expired: search again for a fresh one")
         return target

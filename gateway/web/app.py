@@ -9,6 +9,7 @@ from gateway.web.config import WebConfig
 from gateway.web.files import FileResource
 from gateway.web.search import SearchResource
 from gateway.web.status import Health, StatusPage
+from gateway.web.xmlrpc import XmlRpcResource
 
 
 def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]:
@@ -19,6 +20,9 @@ def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]
     app.add_route("/search", search)
     app.add_route("/search/", search)
     app.add_route("/files/{signed}/{name}", FileResource(config))
+    xmlrpc = XmlRpcResource(config)
+    app.add_route("/xmlrpc", xmlrpc)
+    app.add_route("/RPC2", xmlrpc)
     app.add_route("/", StatusPage(config))
     app.add_route("/healthz", Health(config))
     errors.install(app)

@@ -23,6 +23,7 @@ import click
 from gateway.cli import Configured, configure, source_options
 from gateway.errors import ConfigError, Unavailable, UsageError
 from gateway.signing import LinkSigner
+from gateway.tenants import TenantRegistry, check_tenant_sources, install_reload
 from gateway.web.config import DEFAULT_LINK_TTL, MAX_BODY, WebConfig
 
 TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
@@ -137,6 +138,13 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     show_default=True,
     help="Worker threads: each active search or remote-store download holds one.",
 )
+@click.option(
+    "--tenants",
+    "tenants_file",
+    type=click.Path(dir_okay=False),
+    help="JSON array of {tenant, secret, note}: each tenant searches with its own secret and "
+    "%TE is its name; the token, if given too, searches any tenant. SIGHUP re-reads it.",
+)
 def serve_command(
     token: str | None,
     token_file: str | None,
@@ -146,6 +154,7 @@ def serve_command(
     link_ttl: int,
     link_key_file: str | None,
     threads: int,
+    tenants_file: str | None,
     **params: Any,
 ) -> None:
     """Serve QueueMetrics searches and signed downloads over HTTP."""
@@ -154,13 +163,18 @@ def serve_command(
     from gateway.web.accesslog import AccessLog
     from gateway.web.app import create_app
 
-    secret = resolve_token(token, token_file)
+    tenants = TenantRegistry.from_file(Path(tenants_file)) if tenants_file else None
+    token_given = token or token_file or os.environ.get(TOKEN_ENV, "").strip()
+    secret = resolve_token(token, token_file) if tenants is None or token_given else None
     host, port = parse_bind(bind_to)
     if public_url and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", public_url):
         raise UsageError(f"--public-url takes http(s)://HOST[/PATH], not {public_url!r}")
     signer = LinkSigner.from_file(Path(link_key_file)) if link_key_file else LinkSigner.random()
     configured = configure(params)
     try:
+        if tenants is not None:
+            check_tenant_sources(configured.sources)
+            tenants.check_secret_not(secret)
         check_sources(configured)
         config = WebConfig(
             sources=configured.sources,
@@ -170,6 +184,7 @@ def serve_command(
             link_ttl=link_ttl,
             public_url=public_url,
             layout=params.get("layout"),
+            tenants=tenants,
         )
         access = logging.getLogger("gateway.access")
         handler = logging.StreamHandler(sys.stderr)
@@ -191,6 +206,8 @@ def serve_command(
             raise ConfigError(f"cannot listen on {bind_to}: {exc.strerror}") from None
         # Not a create_server keyword; applied to each accepted connection.
         server.adj.socket_options = SOCKET_OPTIONS
+        if tenants is not None:
+            install_reload(tenants)  # before the banner: a SIGHUP after it never kills us
         sources = ", ".join(s.id for s in configured.sources)
         address = _address(server)
         click.echo(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from gateway.search import SearchSettings
 from gateway.signing import LinkSigner
 from gateway.sources import StoreSource
+from gateway.tenants import TenantRegistry
 
 DEFAULT_LINK_TTL = 300
 MAX_BODY = 64 * 1024
@@ -19,10 +20,13 @@ MAX_BODY = 64 * 1024
 class WebConfig:
     sources: Sequence[StoreSource]
     settings: SearchSettings
-    token: str
+    token: str | None
+    """The shared (admin) token; ``None`` only when tenants are configured."""
     signer: LinkSigner
     link_ttl: int = DEFAULT_LINK_TTL
     public_url: str | None = None
     """Base of the links handed out; ``None``: from the request (and X-Forwarded-*)."""
     layout: str | None = None
     started: float = field(default_factory=time.monotonic)
+    tenants: TenantRegistry | None = None
+    """``--tenants``: each tenant searches with its own secret, ``%TE`` is its name."""

@@ -13,6 +13,7 @@ from gateway.errors import NotFound
 from gateway.recordings import audio_format
 from gateway.sources import StoreSource
 from gateway.storage import LocalFile
+from gateway.tenants import check_tenant_key
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
 from gateway.web.ranges import (
@@ -43,6 +44,8 @@ class FileResource:
         source = self._sources.get(target.source)
         if source is None:
             raise NotFound("the file of this link is not served here any more")
+        if target.tenant is not None:
+            check_tenant_key(getattr(source, "layout", None), target.tenant, target.key)
         entry = source.store.stat(target.key)
         fmt = audio_format(entry.name)
         etag = make_etag(source.id, entry)

@@ -122,6 +122,8 @@ class Link:
     recording: Recording
     url: str
     expires: datetime
+    duration: float | None = None
+    """Seconds of audio, when the file's header tells it cheaply (WAV); else ``None``."""
 
 
 def iso_utc(moment: datetime) -> str:
@@ -143,6 +145,7 @@ def answer(callid: str, links: Sequence[Link]) -> dict[str, object]:
                 "mtime": iso_utc(link.recording.mtime),
                 "expires": iso_utc(link.expires),
                 "empty": link.recording.empty,
+                "duration": None if link.duration is None else round(link.duration, 2),
             }
             for link in links
         ],

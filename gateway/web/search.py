@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 import re
-from urllib.parse import quote
 
 import falcon
 
-from gateway.errors import RequestTooLarge, Unauthorized, UsageError
+from gateway.errors import RequestTooLarge, UsageError
 from gateway.search import search
+from gateway.tenants import Authenticator
 from gateway.web import jsonlistener
 from gateway.web.config import MAX_BODY, WebConfig
+from gateway.web.links import make_links
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
@@ -19,32 +19,24 @@ _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?
 class SearchResource:
     def __init__(self, config: WebConfig) -> None:
         self._config = config
-        self._token = config.token.encode("utf-8")
+        self._auth = Authenticator(config.token, config.tenants)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
         fields = jsonlistener.parse_fields(req.query_string, body, req.content_type)
-        self._authorize(jsonlistener.token_of(fields, req.get_header("Authorization")))
-        query = jsonlistener.to_query(fields, self._config.settings.timezone)
+        access = self._auth.authorize(
+            jsonlistener.token_of(fields, req.get_header("Authorization")),
+            jsonlistener.first(fields, ("tenant",)),
+        )
+        query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
         recordings = search(self._config.sources, query, self._config.settings)
         base = public_base(req, self._config.public_url)
-        links = []
-        for recording in recordings:
-            signed, target = self._config.signer.sign(
-                recording.source, recording.key, self._config.link_ttl
-            )
-            url = f"{base}/files/{signed}/{quote(recording.name, safe='')}"
-            links.append(jsonlistener.Link(recording, url, target.expires_at))
+        tenant = access.link_tenant(query, self._config.tenants is not None)
+        links = make_links(self._config, base, recordings, tenant)
         resp.media = jsonlistener.answer(query.callid, links)
         resp.set_header("Cache-Control", "no-store")
 
     on_post = on_get
-
-    def _authorize(self, token: str | None) -> None:
-        if token is None:
-            raise Unauthorized("a token is required (token, searchtoken or Authorization: Bearer)")
-        if not hmac.compare_digest(token.encode("utf-8"), self._token):
-            raise Unauthorized("wrong token")
 
 
 def read_body(req: falcon.Request) -> bytes:

@@ -45,7 +45,18 @@ def test_answer_shape(gw: Gateway, archive: Archive) -> None:
     body = gw.search(callid=call.callid, timestamp=call.start).json()
     assert body["callid"] == call.callid
     (f,) = body["files"]
-    assert set(f) == {"name", "url", "size", "type", "format", "mtime", "expires", "empty"}
+    assert set(f) == {
+        "name",
+        "url",
+        "size",
+        "type",
+        "format",
+        "mtime",
+        "expires",
+        "empty",
+        "duration",
+    }
+    assert f["duration"] == round((f["size"] - 44) / 16000, 2)  # 8 kHz 16-bit mono PCM
     assert f["url"].startswith(f"{gw.url}/files/")
     assert f["url"].endswith("/" + f["name"])
     assert f["type"] == "audio/wav"
