@@ -60,6 +60,108 @@ ESCAPES = (
 )
 """Keys every store must refuse with ``Forbidden`` (and never serve)."""
 
+CANARY = b"CANARY: this file lies outside the store's root and must never be served"
+"""What a contract subclass writes outside the root (and what its escaping symlinks lead to)."""
+
+TRAVERSAL_CORPUS: tuple[str, ...] = (
+    # plain dot-dot
+    "..",
+    "../outside.wav",
+    "../../outside.wav",
+    "2026/../../outside.wav",
+    "2026/03/09/../../../../outside.wav",
+    "...",
+    ".../outside.wav",
+    "..../outside.wav",
+    "....//outside.wav",
+    " ../outside.wav",
+    ".. /outside.wav",
+    "top.wav/..",
+    "2026/03/09/empty.wav/../../../../outside.wav",
+    # percent-encoded (a store takes keys literally: at most a file of that odd name)
+    "%2e%2e/outside.wav",
+    "%2e%2e%2foutside.wav",
+    "..%2foutside.wav",
+    "%2E%2E/%2E%2E/outside.wav",
+    "..%5coutside.wav",
+    "%2e%2e%5c%2e%2e%5coutside.wav",
+    "%2fetc%2fpasswd",
+    # double-encoded
+    "%252e%252e/outside.wav",
+    "%252e%252e%252foutside.wav",
+    "..%252foutside.wav",
+    "..%255coutside.wav",
+    # overlong UTF-8 (as percent escapes, and as the raw code points they smuggle)
+    "%c0%ae%c0%ae/outside.wav",
+    "%c0%ae%c0%ae%c0%afoutside.wav",
+    "..%c0%afoutside.wav",
+    "..%c1%9coutside.wav",
+    "%e0%80%ae%e0%80%ae/outside.wav",
+    "%f0%80%80%ae%f0%80%80%ae/outside.wav",
+    "\u00c0\u00ae\u00c0\u00ae/outside.wav",
+    "\u00c0\u00ae\u00c0\u00ae\u00c0\u00afoutside.wav",
+    # backslashes
+    "..\\outside.wav",
+    "2026\\..\\..\\outside.wav",
+    "\\outside.wav",
+    "\\\\127.0.0.1\\share\\outside.wav",
+    "2026/03\\..\\..\\..\\outside.wav",
+    # NUL and other control characters
+    "top.wav\x00",
+    "top.wav\x00.mp3",
+    "..\x00/outside.wav",
+    "\x00../outside.wav",
+    "%00../outside.wav",
+    "top.wav%00.mp3",
+    "2026/\n/../outside.wav",
+    "2026\r/top.wav",
+    "\x7f/outside.wav",
+    # absolute paths and URLs
+    "/outside.wav",
+    "//outside.wav",
+    "/etc/passwd",
+    "///etc/passwd",
+    "/proc/self/environ",
+    "file:///etc/passwd",
+    "file:/etc/passwd",
+    "~/outside.wav",
+    "~root/.bashrc",
+    # Windows: drives, UNC, device names, alternate data streams
+    "C:\\Windows\\win.ini",
+    "C:/Windows/win.ini",
+    "c:outside.wav",
+    "C:..\\outside.wav",
+    "\\\\?\\C:\\outside.wav",
+    "\\\\.\\GLOBALROOT\\outside.wav",
+    "top.wav::$DATA",
+    "top.wav:stream",
+    "CON",
+    "2026/NUL.wav",
+    "COM1.wav",
+    "top.wav.",
+    "top.wav ",
+    # unicode dots and slashes (look-alikes that a careless normaliser would fold)
+    "\u2215etc\u2215passwd",
+    "..\u2215outside.wav",
+    "..\u2044outside.wav",
+    "\uff0e\uff0e/outside.wav",
+    "\uff0e\uff0e\uff0foutside.wav",
+    "..\uff0foutside.wav",
+    "..\uff3coutside.wav",
+    "\u2024\u2024/outside.wav",
+    "\u2025/outside.wav",
+    "\ufe52\ufe52/outside.wav",
+    "\u3002\u3002/outside.wav",
+    ".\u0307./outside.wav",
+    "\u202e../outside.wav",
+    "\ufeff../outside.wav",
+    "..\u2216outside.wav",
+    "\u29f5outside.wav",
+)
+"""Hostile keys every store must answer with ``Forbidden`` or ``NotFound`` (never bytes):
+encoded, double-encoded, overlong UTF-8, backslashes, NUL, absolute and Windows paths,
+unicode dots and slashes. Also sent over HTTP by the proof tests (``tests/proof``)."""
+
 
 def _read(store: Store, key: str, start: int = 0, end: int | None = None) -> bytes:
     chunks = store.open(key, start, end)
@@ -73,6 +175,23 @@ def _read(store: Store, key: str, start: int = 0, end: int | None = None) -> byt
 
 def _keys(entries: Iterator[Entry]) -> set[str]:
     return {e.key for e in entries}
+
+
+def _traversal_problem(store: Store, key: str, what: str) -> str | None:
+    """What is wrong with ``store``'s answer to ``what`` on a hostile key, or ``None``."""
+    try:
+        if what == "stat":
+            got: object = store.stat(key)
+        elif what == "open":
+            got = _read(store, key)
+        else:
+            got = [e.key for e in store.list(key, recursive=what == "walk")]
+    except (Forbidden, NotFound):
+        return None
+    except Exception as exc:
+        return f"{what}({key!r}) raised {type(exc).__name__}: {exc}"
+    leaked = " (bytes from outside the root!)" if isinstance(got, bytes) and CANARY in got else ""
+    return f"{what}({key!r}) answered {got!r:.120}{leaked}"
 
 
 class StoreContract:
@@ -188,6 +307,28 @@ class StoreContract:
                 texts.append(str(exc))
         for secret in contract_secrets:
             assert not any(secret in text for text in texts)
+
+    @pytest.fixture
+    def contract_escaping_links(self) -> Sequence[str]:
+        """Keys below the root that are symlinks leading outside it (to files or folders
+        holding ``CANARY``), where the back-end has symlinks. Listings must not show them and
+        the traversal test must get ``Forbidden`` or ``NotFound`` for each (and for
+        ``KEY/outside.wav`` below each)."""
+        return ()
+
+    def test_traversal_corpus_never_leaves_the_root(
+        self, contract_store: Store, contract_escaping_links: Sequence[str]
+    ) -> None:
+        links = [*contract_escaping_links, *(f"{k}/outside.wav" for k in contract_escaping_links)]
+        problems: list[str] = []
+        for key in (*TRAVERSAL_CORPUS, *links):
+            for what in ("stat", "open", "list", "walk"):
+                problem = _traversal_problem(contract_store, key, what)
+                if problem:
+                    problems.append(problem)
+        assert problems == []
+        listed = _keys(contract_store.list("", recursive=True))
+        assert not listed & set(links), "a listing shows a link that leads outside the root"
 
 
 DAYS = (date(2026, 3, 8), date(2026, 3, 9))
