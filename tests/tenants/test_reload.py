@@ -1,0 +1,107 @@
+"""SIGHUP re-reads the tenants file while searches keep running."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from tests.tenants.conftest import SECRETS, search, write_tenants
+from tests.web.conftest import Gateway
+
+T1, T2, T3 = "tenant1.example", "tenant2.example", "other.example"
+SHARED = "1772700000.555"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status(gw: Gateway, tenant: str, secret: str) -> int:
+    return search(gw, tenant=tenant, token=secret, callid=SHARED).status_code
+
+
+def test_reload_while_searching(start: Callable[..., Gateway], tenants_file: Path) -> None:
+    gw = start()
+    errors: list[str] = []
+    done = threading.Event()
+    counted = [0]
+
+    def keep_searching() -> None:
+        with requests.Session() as session:
+            while not done.is_set() and counted[0] < 5000:
+                answer = session.post(
+                    f"{gw.url}/search/",
+                    data={"tenant": T1, "token": SECRETS[T1], "callid": SHARED},
+                    timeout=30,
+                )
+                counted[0] += 1
+                if answer.status_code != 200 or len(answer.json()["files"]) != 1:
+                    errors.append(f"{answer.status_code} {answer.text}")
+
+    worker = threading.Thread(target=keep_searching)
+    worker.start()
+    try:
+        wait_for(lambda: counted[0] > 20, "searches to run")
+        # add a tenant, remove another, several reloads in a row
+        new_secret = "s3cret-new-77aa"
+        write_tenants(tenants_file, {T1: SECRETS[T1], T3: new_secret})
+        for _ in range(3):
+            gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: status(gw, T3, new_secret) == 200, "the new tenant")
+        assert status(gw, T2, SECRETS[T2]) == 401
+        # a broken file keeps the tenants of the last good one
+        tenants_file.write_text('[{"tenant": "broken", "secret": ')
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "tenants not reloaded" in gw.log(), "the reload error")
+        assert status(gw, T3, new_secret) == 200
+        assert status(gw, T1, SECRETS[T1]) == 200
+        before = counted[0]
+        wait_for(lambda: counted[0] > before + 20, "more searches")
+    finally:
+        done.set()
+        worker.join(30)
+    assert counted[0] > 40
+    assert errors == []
+    log = gw.log()
+    assert "tenants reloaded from" in log
+    assert "added other.example" in log
+    assert "removed tenant2.example" in log
+    assert "keeping the 2 current ones" in log
+    for secret in (*SECRETS.values(), new_secret):
+        assert secret not in log
+    assert gw.proc.poll() is None  # SIGHUP never stops the server
+
+
+def test_changed_secret_takes_effect(start: Callable[..., Gateway], tenants_file: Path) -> None:
+    gw = start()
+    assert status(gw, T1, SECRETS[T1]) == 200
+    write_tenants(tenants_file, {T1: "s3cret-rotated-1", T2: SECRETS[T2]})
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: status(gw, T1, "s3cret-rotated-1") == 200, "the new secret")
+    assert status(gw, T1, SECRETS[T1]) == 401
+    assert status(gw, T2, SECRETS[T2]) == 200
+
+
+def test_reload_refuses_a_file_that_would_break_isolation(
+    start: Callable[..., Gateway], tenants_file: Path
+) -> None:
+    gw = start("--token", "admin-token-5b1e0c7d")
+    # two tenants with one secret, then a tenant whose secret is the admin token
+    for bad in ({T1: SECRETS[T1], T2: SECRETS[T1]}, {T1: "admin-token-5b1e0c7d"}):
+        marker = gw.log().count("tenants not reloaded")
+        write_tenants(tenants_file, bad)
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda m=marker: gw.log().count("tenants not reloaded") > m, "refusal")  # type: ignore[misc]
+        assert status(gw, T1, SECRETS[T1]) == 200
+        assert status(gw, T2, SECRETS[T2]) == 200
+    assert "admin-token-5b1e0c7d" not in gw.log()
