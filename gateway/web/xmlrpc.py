@@ -67,6 +67,14 @@ CREDENTIAL_FIELDS = ("token", "secret", "searchtoken")
 _MEDIA = "text/xml; charset=utf-8"
 
 
+class Refused(Exception):
+    """A transport-level refusal: an HTTP status other than 200 (the body is still a fault)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Fault(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -158,6 +166,9 @@ class XmlRpcResource:
             result: Any = self._call(req)
         except Fault as fault:
             result = fault
+        except Refused as exc:
+            resp.status = exc.status
+            result = Fault(INVALID_REQUEST, str(exc))
         except Unauthorized as exc:
             resp.status = falcon.HTTP_401
             resp.set_header("WWW-Authenticate", 'Bearer realm="gateway"')
@@ -175,7 +186,7 @@ class XmlRpcResource:
     def _call(self, req: falcon.Request) -> Any:
         encoding = (req.get_header("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":
-            raise Fault(INVALID_REQUEST, "compressed request bodies are not accepted")
+            raise Refused(falcon.HTTP_415, "compressed request bodies are not accepted")
         fields = dict(parse_qsl(req.query_string, keep_blank_values=False))
         credential = next((fields[n] for n in CREDENTIAL_FIELDS if fields.get(n)), None)
         authorization = (req.get_header("Authorization") or "").strip()
