@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,8 +26,9 @@ from gateway.errors import GatewayError, NotFound, UsageError
 from gateway.plugins import Plugins, load_plugins
 from gateway.query import Query, parse_timestamp, parse_timezone
 from gateway.recordings import Recording
-from gateway.search import SearchSettings, search
-from gateway.sources import StoreSource, open_sources
+from gateway.remote import DEFAULT_PEER_TIMEOUT, SiteError, check_site_name
+from gateway.search import SearchSettings, find_call
+from gateway.sources import Source, StoreSource, open_sources
 
 F = TypeVar("F", bound=Callable[..., Any])
 INTERNAL_ERROR = 70
@@ -67,7 +68,7 @@ class Configured:
     """The sources and search settings that the source options describe."""
 
     plugins: Plugins
-    sources: list[StoreSource]
+    sources: list[Source]
     settings: SearchSettings
 
     def close(self) -> None:
@@ -113,6 +114,19 @@ def source_options(command: F) -> F:
             "source that finds the call).",
         ),
         click.option(
+            "--peer-timeout",
+            type=click.FloatRange(0.1, 300),
+            default=DEFAULT_PEER_TIMEOUT,
+            show_default=True,
+            help="Seconds the other gateways in --path (gateway+https://...) get to answer "
+            "a search, all together.",
+        ),
+        click.option(
+            "--site-name",
+            help="This gateway's site name in federated answers and loop detection "
+            "(letters, digits, '.', '_', ':', '-'; see docs/federation.md).",
+        ),
+        click.option(
             "--option",
             "store_options",
             multiple=True,
@@ -147,13 +161,28 @@ def configure(params: dict[str, Any]) -> Configured:
         backend=params.get("backend"),
         layout=params.get("layout"),
         options=options,
+        peer_timeout=params.get("peer_timeout", DEFAULT_PEER_TIMEOUT),
     )
+    site = params.get("site_name")
     settings = SearchSettings(
         timezone=parse_timezone(params.get("timezone")),
         lookback=timedelta(hours=params.get("lookback", 4.0)),
         search_all=bool(params.get("search_all")),
+        peer_timeout=params.get("peer_timeout", DEFAULT_PEER_TIMEOUT),
+        site=check_site_name(site) if site else None,
+        proxy_peers=bool(params.get("proxy_peers")),
     )
     return Configured(plugins, sources, settings)
+
+
+def proxy_peers_option(command: F) -> F:
+    """``gateway serve --proxy-peers`` (federation; read by ``configure``)."""
+    return click.option(
+        "--proxy-peers",
+        is_flag=True,
+        help="Give this gateway's own links for files found at other sites and stream them "
+        "through it (default: hand out the sites' links, the browser downloads from them).",
+    )(command)
 
 
 def call_options(command: F) -> F:
@@ -213,7 +242,8 @@ def with_sources(command: Callable[..., None]) -> Callable[..., None]:
 @with_sources
 def search_command(configured: Configured, as_json: bool, **params: Any) -> None:
     """Find the recordings of a call."""
-    recordings = search(configured.sources, make_query(params, configured), configured.settings)
+    result = find_call(configured.sources, make_query(params, configured), configured.settings)
+    recordings = result.recordings
     if as_json:
         click.echo(json.dumps([r.to_json() for r in recordings], indent=2))
     else:
@@ -221,8 +251,17 @@ def search_command(configured: Configured, as_json: bool, **params: Any) -> None
             flag = "  (empty)" if r.empty else ""
             when = r.mtime.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
             click.echo(f"{r.name}\t{r.key}\t{r.size}\t{when}\t{r.mime}{flag}")
+    _report_site_errors(result.errors, found=bool(recordings))
     if not recordings:
         fail(f"no recordings found for call {params['callid']!r}", 1)
+
+
+def _report_site_errors(errors: Sequence[SiteError], *, found: bool) -> None:
+    """Sites that could not be searched: warnings, or exit status 3 when nothing was found."""
+    for error in errors:
+        click.echo(f"gateway: warning: site {error.site or 'local'}: {error.error}", err=True)
+    if errors and not found:
+        fail("no recordings found, and some sites could not be searched", 3)
 
 
 @main.command("get")
@@ -244,14 +283,16 @@ def get_command(configured: Configured, key: str | None, output: str, **params: 
         found = [_stat_key(configured, key)]
     else:
         query = make_query(params, configured)
-        found = search(configured.sources, query, configured.settings)
+        result = find_call(configured.sources, query, configured.settings)
+        found = result.recordings
+        _report_site_errors(result.errors, found=bool(found))
         if not found:
             fail(f"no recordings found for call {params['callid']!r}", 1)
     source_of = {s.id: s for s in configured.sources}
     if output == "-":
         if len(found) > 1:
             raise UsageError(f"{len(found)} files match: give -o a folder, not '-'")
-        for chunk in source_of[found[0].source].store.open(found[0].key):
+        for chunk in _open(source_of[found[0].source], found[0]):
             sys.stdout.buffer.write(chunk)
         return
     target = Path(output)
@@ -261,12 +302,20 @@ def get_command(configured: Configured, key: str | None, output: str, **params: 
     else:
         destinations = [target]
     for recording, destination in zip(found, destinations, strict=True):
-        _write(source_of[recording.source].store.open(recording.key), destination)
+        _write(_open(source_of[recording.source], recording), destination)
         click.echo(f"{destination}\t{recording.size}")
+
+
+def _open(source: Source, recording: Recording) -> Iterator[bytes]:
+    if isinstance(source, StoreSource):
+        return source.store.open(recording.key)
+    return source.download(recording.key)
 
 
 def _stat_key(configured: Configured, key: str) -> Recording:
     for source in configured.sources:
+        if not isinstance(source, StoreSource):
+            continue
         source.check()
         try:
             entry = source.store.stat(key)

@@ -16,6 +16,7 @@ from gateway.layouts import WILDCARD, Layout, PathPattern, has_placeholders
 from gateway.plugins import Plugins
 from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
+from gateway.remote import DEFAULT_PEER_TIMEOUT, SCHEMES, RemoteSource
 from gateway.storage import Store, join_key
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
@@ -76,6 +77,10 @@ class StoreSource:
         self.store.close()
 
 
+Source = StoreSource | RemoteSource
+"""What ``--path`` lists: a store searched here, or another gateway (``gateway+https://``)."""
+
+
 def split_scheme(item: str, default_scheme: str) -> tuple[str, str]:
     """``smb://h/s`` -> ("smb", "//h/s"); a bare folder gets ``default_scheme``."""
     m = _SCHEME.match(item)
@@ -101,15 +106,23 @@ def open_sources(
     backend: str | None = None,
     layout: str | None = None,
     options: Mapping[str, str] | None = None,
-) -> list[StoreSource]:
+    peer_timeout: float = DEFAULT_PEER_TIMEOUT,
+) -> list[Source]:
     """Build the sources named by a ``--path`` value, first to last. Touches no store yet."""
     items = [item.strip() for item in spec.split(",") if item.strip()]
     if not items:
         raise UsageError("no source given: use --path FOLDER or --path SCHEME:LOCATION")
     default_scheme = plugins.scheme_for_backend(backend or "file")
-    sources: list[StoreSource] = []
+    sources: list[Source] = []
     for item in items:
         scheme, location = split_scheme(item, default_scheme)
+        if scheme in SCHEMES:
+            remote = RemoteSource.from_url(item, timeout=peer_timeout)
+            others = [s for s in sources if isinstance(s, RemoteSource)]
+            if any(remote.id == s.id or remote.site == s.site for s in others):
+                raise UsageError(f"the peer site {remote.site} is listed twice in --path")
+            sources.append(remote)
+            continue
         store_type = plugins.store_type(scheme)
         fixed, pattern = split_pattern(location)
         if pattern and layout not in (None, "flat"):
@@ -129,7 +142,7 @@ def open_sources(
     return sources
 
 
-def find_source(sources: Sequence[StoreSource], source_id: str) -> StoreSource:
+def find_source(sources: Sequence[Source], source_id: str) -> Source:
     for source in sources:
         if source.id == source_id:
             return source

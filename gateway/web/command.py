@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from gateway.cli import Configured, configure, source_options
+from gateway.cli import Configured, configure, proxy_peers_option, source_options
 from gateway.errors import ConfigError, Unavailable, UsageError
 from gateway.signing import LinkSigner
 from gateway.tenants import TenantRegistry, check_tenant_sources, install_reload
@@ -145,6 +145,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     help="JSON array of {tenant, secret, note}: each tenant searches with its own secret and "
     "%TE is its name; the token, if given too, searches any tenant. SIGHUP re-reads it.",
 )
+@proxy_peers_option
 def serve_command(
     token: str | None,
     token_file: str | None,

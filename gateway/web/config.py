@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.search import SearchSettings
 from gateway.signing import LinkSigner
-from gateway.sources import StoreSource
+from gateway.sources import Source
 from gateway.tenants import TenantRegistry
 
 DEFAULT_LINK_TTL = 300
@@ -18,7 +18,7 @@ MAX_BODY = 64 * 1024
 
 @dataclass(frozen=True)
 class WebConfig:
-    sources: Sequence[StoreSource]
+    sources: Sequence[Source]
     settings: SearchSettings
     token: str | None
     """The shared (admin) token; ``None`` only when tenants are configured."""

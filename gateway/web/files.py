@@ -11,11 +11,13 @@ import falcon
 
 from gateway.errors import NotFound
 from gateway.recordings import audio_format
+from gateway.remote import RemoteSource
 from gateway.sources import StoreSource
 from gateway.storage import LocalFile
 from gateway.tenants import check_tenant_key
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
+from gateway.web.proxy import peer_file
 from gateway.web.ranges import (
     ByteRange,
     Unsatisfiable,
@@ -44,6 +46,9 @@ class FileResource:
         source = self._sources.get(target.source)
         if source is None:
             raise NotFound("the file of this link is not served here any more")
+        if isinstance(source, RemoteSource):
+            peer_file(req, resp, self._config, source, target, body)
+            return
         if target.tenant is not None:
             check_tenant_key(getattr(source, "layout", None), target.tenant, target.key)
         entry = source.store.stat(target.key)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from gateway.errors import UsageError
 from gateway.query import Query, parse_timestamp
 from gateway.recordings import Recording
+from gateway.remote import SiteError
 
 TOKEN_FIELDS = ("token", "searchtoken")
 CALLID_FIELDS = ("callid", "uniqueid", "call_id", "callId")
@@ -124,14 +125,19 @@ class Link:
     expires: datetime
     duration: float | None = None
     """Seconds of audio, when the file's header tells it cheaply (WAV); else ``None``."""
+    site: str | None = None
+    """The site that has the file: a peer's name, or this gateway's ``--site-name``."""
 
 
 def iso_utc(moment: datetime) -> str:
     return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def answer(callid: str, links: Sequence[Link]) -> dict[str, object]:
-    """The JSON answer: ``files`` is empty when nothing was found."""
+def answer(
+    callid: str, links: Sequence[Link], errors: Sequence[SiteError] = ()
+) -> dict[str, object]:
+    """The JSON answer: ``files`` is empty when nothing was found; ``errors`` lists the sites
+    (federation) that could not be searched."""
     return {
         "status": "OK",
         "callid": callid,
@@ -145,8 +151,10 @@ def answer(callid: str, links: Sequence[Link]) -> dict[str, object]:
                 "mtime": iso_utc(link.recording.mtime),
                 "expires": iso_utc(link.expires),
                 "empty": link.recording.empty,
+                "site": link.site,
                 "duration": None if link.duration is None else round(link.duration, 2),
             }
             for link in links
         ],
+        "errors": [error.to_json() for error in errors],
     }

@@ -7,10 +7,11 @@ import re
 import falcon
 
 from gateway.errors import RequestTooLarge, UsageError
-from gateway.search import search
+from gateway.search import find_call
 from gateway.tenants import Authenticator
 from gateway.web import jsonlistener
 from gateway.web.config import MAX_BODY, WebConfig
+from gateway.web.federation import federated_links, via_of
 from gateway.web.links import make_links
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -29,11 +30,14 @@ class SearchResource:
             jsonlistener.first(fields, ("tenant",)),
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
-        recordings = search(self._config.sources, query, self._config.settings)
+        via = via_of(req, self._config)
+        result = find_call(self._config.sources, query, self._config.settings, via=via)
+        recordings = result.recordings
         base = public_base(req, self._config.public_url)
         tenant = access.link_tenant(query, self._config.tenants is not None)
         links = make_links(self._config, base, recordings, tenant)
-        resp.media = jsonlistener.answer(query.callid, links)
+        links = federated_links(self._config, links)
+        resp.media = jsonlistener.answer(query.callid, links, result.errors)
         resp.set_header("Cache-Control", "no-store")
 
     on_post = on_get

@@ -55,7 +55,10 @@ def test_answer_shape(gw: Gateway, archive: Archive) -> None:
         "expires",
         "empty",
         "duration",
+        "site",
     }
+    assert f["site"] is None  # no --site-name, no federation (docs/federation.md)
+    assert body["errors"] == []
     assert f["duration"] == round((f["size"] - 44) / 16000, 2)  # 8 kHz 16-bit mono PCM
     assert f["url"].startswith(f"{gw.url}/files/")
     assert f["url"].endswith("/" + f["name"])
@@ -103,7 +106,7 @@ def test_without_timestamp_the_whole_archive_is_searched(gw: Gateway, archive: A
 def test_nothing_found_is_ok_with_no_files(gw: Gateway, archive: Archive) -> None:
     answer = gw.search(callid="1234567.1234", timestamp=archive.calls[0].start)
     assert answer.status_code == 200
-    assert answer.json() == {"status": "OK", "callid": "1234567.1234", "files": []}
+    assert answer.json() == {"status": "OK", "callid": "1234567.1234", "files": [], "errors": []}
 
 
 @pytest.mark.parametrize("how", ["token", "searchtoken", "bearer", "json-token", "query"])

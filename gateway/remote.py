@@ -1,0 +1,553 @@
+"""Remote sources: another gateway, searched over HTTP (federation).
+
+``--path 'file:/var/spool/asterisk/monitor,gateway+https://milan.example.com?site=milan'``
+makes the gateway at Milan one more source. A ``RemoteSource`` has the search-facing interface
+of a ``StoreSource`` (``id``, ``find``, ``check``, ``close``) but no store: the peer does its own
+searching, with its own layout and time zone, and answers with its own signed links. Stores are
+byte-level and local; a remote source is search-level.
+
+Nothing a peer says is trusted before it is checked: the answer's size is bounded, its JSON
+shape is validated field by field, and every link must be on the peer's own URL (same scheme,
+host, port and path prefix). Redirects are never followed. Each search carries an
+``X-Gateway-Via`` header listing the gateways it passed through, so a loop (A federates B
+federates A) is refused at its second visit, and a chain is cut after ``MAX_HOPS`` gateways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import urllib3
+
+from gateway.errors import GatewayError, Unavailable, UsageError
+from gateway.query import Query
+from gateway.recordings import Recording, audio_format
+
+SCHEMES = {"gateway+http": "http", "gateway+https": "https"}
+"""``--path`` schemes of a remote gateway, and the HTTP scheme each stands for."""
+VIA_HEADER = "X-Gateway-Via"
+MAX_HOPS = 4
+"""A search that already passed through this many gateways is refused."""
+TOKEN_ENV_PREFIX = "GATEWAY_PEER_TOKEN_"  # noqa: S105 (a variable name, not a secret)
+DEFAULT_PEER_TIMEOUT = 5.0
+MAX_ANSWER = 1024 * 1024
+"""Largest search answer accepted from a peer, in bytes."""
+MAX_FILES = 1000
+MAX_NESTED_ERRORS = 20
+_READ_SIZE = 64 * 1024
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_VIA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$")
+_LINK_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+INSTANCE_ID = "gw-" + secrets.token_hex(6)
+"""This process's name in ``X-Gateway-Via`` when no ``--site-name`` is given."""
+
+
+class LoopDetected(GatewayError):
+    """A search came back to a gateway it already passed through, or went through too many."""
+
+    exit_code = 2
+    http_status = 508
+
+
+class PeerError(Unavailable):
+    """A peer gateway could not be asked, or answered something unusable. Never holds a token."""
+
+    http_status = 502
+
+    def __init__(self, site: str, reason: str) -> None:
+        super().__init__(f"site {site}: {reason}")
+        self.site = site
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SiteError:
+    """One site that could not contribute to a search, and why (for the answer's ``errors``)."""
+
+    site: str | None
+    error: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"site": self.site, "error": self.error}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteRecording(Recording):
+    """A recording found by a peer gateway: ``key`` is its link's path on that peer."""
+
+    label: str
+    """The file name the peer gave."""
+    url: str
+    """The peer's own signed link, checked to be on the peer's URL."""
+    expires: datetime
+    site: str
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def to_json(self) -> dict[str, object]:
+        data = super().to_json()
+        data.update(site=self.site, url=self.url, expires=_iso(self.expires))
+        return data
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    recordings: list[RemoteRecording]
+    errors: list[SiteError]
+
+
+def via_id(site: str | None) -> str:
+    """This gateway's name in ``X-Gateway-Via``: its site name, else a per-run random id."""
+    return site or INSTANCE_ID
+
+
+def check_site_name(name: str) -> str:
+    if not _SITE.match(name):
+        raise UsageError(
+            f"the site name {name!r} must be 1-64 letters, digits, '.', '_', ':' or '-'"
+        )
+    return name
+
+
+def incoming_via(header: str | None, own: str) -> list[str]:
+    """The gateways a search passed through, this one appended; ``LoopDetected`` for a loop."""
+    ids = [item.strip() for item in (header or "").split(",") if item.strip()]
+    if len(ids) > 32 or any(not _VIA_ID.match(item) for item in ids):
+        raise UsageError(f"the {VIA_HEADER} header is malformed")
+    path = " -> ".join([*ids, own])
+    if own in ids:
+        raise LoopDetected(
+            f"federation loop: this search already passed through this gateway ({path})"
+        )
+    if len(ids) >= MAX_HOPS:
+        raise LoopDetected(f"too many federation hops, at most {MAX_HOPS} ({path})")
+    return [*ids, own]
+
+
+@dataclass(frozen=True)
+class PeerURL:
+    """Where a peer gateway is: its links must be on exactly this scheme, host, port, prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str
+    """``""`` or ``/path`` without a trailing slash."""
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = {"http": 80, "https": 443}[self.scheme]
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.prefix}"
+
+    def path_of(self, url: str) -> str | None:
+        """The link's path below the prefix (no leading ``/``) if ``url`` is on this peer."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        if (
+            parts.scheme.lower() != self.scheme
+            or (parts.hostname or "").lower() != self.host
+            or (port if port is not None else {"http": 80, "https": 443}[self.scheme]) != self.port
+            or parts.username is not None
+            or parts.password is not None
+            or parts.query
+            or parts.fragment
+            or "?" in url
+            or "#" in url
+            or not parts.path.startswith(self.prefix + "/")
+        ):
+            return None
+        rest = parts.path[len(self.prefix) + 1 :]
+        segments = rest.split("/")
+        if not _LINK_PATH.match(rest) or any(s in ("", ".", "..") for s in segments):
+            return None
+        if any(s.lower() in ("%2e", "%2e%2e", ".%2e", "%2e.") for s in segments):
+            return None
+        return rest
+
+
+def parse_peer(item: str, environ: Mapping[str, str] | None = None) -> tuple[PeerURL, str, str]:
+    """``gateway+https://host[:port][/prefix][?site=NAME&token_file=FILE]`` -> (url, site,
+    token). The token comes from ``token_file`` or ``GATEWAY_PEER_TOKEN_<SITE>``, never from
+    the URL itself (it is visible in ``ps`` and in logs)."""
+    scheme, _, rest = item.partition(":")
+    http_scheme = SCHEMES[scheme.lower()]
+    try:
+        parts = urlsplit(f"{http_scheme}:{rest}")
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"cannot read the peer gateway URL {_safe(item)!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "a peer gateway URL must not hold credentials: give the site's token with "
+            f"token_file= or {TOKEN_ENV_PREFIX}<SITE>"
+        )
+    if not parts.hostname or not parts.netloc or parts.fragment:
+        raise UsageError(f"a peer gateway URL is {scheme}://HOST[:PORT][/PREFIX], not {item!r}")
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in ("site", "token_file"):
+            raise UsageError(
+                f"unknown option {key!r} in a peer gateway URL (known: site, token_file; "
+                f"the token itself goes in token_file= or {TOKEN_ENV_PREFIX}<SITE>)"
+            )
+        options[key] = value
+    prefix = parts.path.rstrip("/")
+    if any(s in (".", "..") for s in prefix.split("/")) or "%" in prefix:
+        raise UsageError(f"the path of the peer gateway URL {item!r} is not a plain prefix")
+    host = parts.hostname.lower()
+    peer = PeerURL(http_scheme, host, port or {"http": 80, "https": 443}[http_scheme], prefix)
+    site = check_site_name(options.get("site") or peer.netloc.strip("[]"))
+    token = _peer_token(site, options.get("token_file"), os.environ if environ is None else environ)
+    return peer, site, token
+
+
+def token_env_name(site: str) -> str:
+    return TOKEN_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", site).upper()
+
+
+def _peer_token(site: str, token_file: str | None, environ: Mapping[str, str]) -> str:
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise UsageError(f"cannot read the token file {token_file} of site {site}") from None
+        if not token:
+            raise UsageError(f"the token file {token_file} of site {site} is empty")
+        return token
+    token = environ.get(token_env_name(site), "").strip()
+    if not token:
+        raise UsageError(
+            f"no token for site {site}: set {token_env_name(site)} or add "
+            "token_file=FILE to its URL"
+        )
+    return token
+
+
+def _safe(item: str) -> str:
+    """A URL as it may be shown: without a user-info part."""
+    return re.sub(r"//[^/@]*@", "//", item)
+
+
+class RemoteSource:
+    """Another gateway, searched over HTTP. Thread-safe (urllib3's pool is)."""
+
+    def __init__(
+        self,
+        id: str,
+        peer: PeerURL,
+        site: str,
+        token: str,
+        *,
+        timeout: float = DEFAULT_PEER_TIMEOUT,
+    ) -> None:
+        self.id = id
+        self.peer = peer
+        self.site = site
+        self.timeout = timeout
+        self._token = token
+        # retries=False: no retries and no redirects followed (a 3xx is returned as it is).
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=16, block=False, retries=False)
+
+    @classmethod
+    def from_url(
+        cls, item: str, *, timeout: float = DEFAULT_PEER_TIMEOUT, id: str | None = None
+    ) -> RemoteSource:
+        peer, site, token = parse_peer(item)
+        scheme = item.partition(":")[0].lower()
+        return cls(
+            id or f"{scheme}://{peer.netloc}{peer.prefix}", peer, site, token, timeout=timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteSource({self.id!r}, site={self.site!r})"
+
+    def check(self) -> None:
+        """Nothing to check ahead: a peer that is down shows up as an error of each search."""
+
+    def find(self, query: Query, days: Sequence[object] = ()) -> list[Recording]:
+        """The recordings the peer finds (``PeerError`` when it cannot be asked)."""
+        answer = self.search(query, via=[via_id(None)], deadline=time.monotonic() + self.timeout)
+        return list(answer.recordings)
+
+    def search(self, query: Query, *, via: Sequence[str], deadline: float) -> PeerAnswer:
+        """Ask the peer, within ``deadline`` (a ``time.monotonic()`` value)."""
+        fields: dict[str, str] = {"callid": query.callid}
+        if query.start is not None:
+            fields["timestamp"] = query.start.isoformat()
+        for name in ("tenant", "queue", "agent", "server"):
+            value = getattr(query, name)
+            if value is not None:
+                fields[name] = value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PeerError(self.site, "no time left to ask it")
+        try:
+            resp = self._pool.request(
+                "POST",
+                f"{self.peer.base}/search/",
+                body=json.dumps(fields).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "Accept-Encoding": "identity",
+                    "Authorization": f"Bearer {self._token}",
+                    VIA_HEADER: ",".join(via),
+                },
+                timeout=urllib3.Timeout(connect=remaining, read=remaining),
+                preload_content=False,
+                redirect=False,
+                retries=False,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:  # (a ConnectTimeoutError too)
+            raise PeerError(self.site, f"cannot be reached ({_reason(exc)})") from None
+        except urllib3.exceptions.TimeoutError:
+            raise PeerError(self.site, f"no answer within {self.timeout:g}s") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise PeerError(self.site, f"cannot be reached ({_reason(exc)})") from None
+        try:
+            data = self._read(resp, deadline)
+        except BaseException:
+            resp.close()
+            raise
+        resp.release_conn()
+        if resp.status != 200:
+            raise PeerError(self.site, _status_reason(resp.status, data))
+        return parse_answer(data, self.peer, self.site, self.id)
+
+    def _read(self, resp: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise PeerError(self.site, f"answered with an encoding not asked for ({encoding[:20]})")
+        length = resp.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > MAX_ANSWER:
+            raise PeerError(self.site, f"answer larger than {MAX_ANSWER} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise PeerError(self.site, f"no complete answer within {self.timeout:g}s")
+                chunk = resp.read(_READ_SIZE, decode_content=False)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > MAX_ANSWER:
+                    raise PeerError(self.site, f"answer larger than {MAX_ANSWER} bytes")
+                chunks.append(chunk)
+        except urllib3.exceptions.TimeoutError:
+            raise PeerError(self.site, f"no complete answer within {self.timeout:g}s") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise PeerError(self.site, f"answer cut short ({_reason(exc)})") from None
+        return b"".join(chunks)
+
+    def fetch(
+        self, path: str, method: str, headers: Mapping[str, str], read_timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """Open ``path`` (a link path from a checked answer) on the peer, unread, unredirected."""
+        try:
+            return self._pool.request(
+                method,
+                f"{self.peer.base}/{path}",
+                headers={**headers, "Accept-Encoding": "identity"},
+                timeout=urllib3.Timeout(connect=self.timeout, read=read_timeout),
+                preload_content=False,
+                decode_content=False,
+                redirect=False,
+                retries=False,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise PeerError(self.site, f"cannot be reached ({_reason(exc)})") from None
+        except urllib3.exceptions.TimeoutError:
+            raise PeerError(self.site, f"no answer within {read_timeout:g}s") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise PeerError(self.site, f"cannot be reached ({_reason(exc)})") from None
+
+    def download(self, path: str, read_timeout: float = 30.0) -> Iterator[bytes]:
+        """The whole file behind a link path of this peer, in chunks (``gateway get``)."""
+        resp = self.fetch(path, "GET", {}, read_timeout)
+        if resp.status != 200:
+            data = resp.read(4096, decode_content=False)
+            resp.close()
+            raise PeerError(self.site, _status_reason(resp.status, data))
+        return stream_body(resp, self.site)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def stream_body(resp: urllib3.BaseHTTPResponse, site: str) -> Iterator[bytes]:
+    """A peer's response body in chunks; the connection is released (or dropped, when the
+    consumer stops early) when the generator ends or is closed."""
+    complete = False
+    try:
+        while True:
+            try:
+                chunk = resp.read(_READ_SIZE, decode_content=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise PeerError(site, f"download cut short ({_reason(exc)})") from None
+            if not chunk:
+                complete = True
+                return
+            yield chunk
+    finally:
+        if complete:
+            resp.release_conn()
+        else:
+            resp.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason without URLs (which are harmless here, but long)."""
+    while isinstance(exc, urllib3.exceptions.HTTPError) and exc.__context__ is not None:
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason
+            continue
+        break
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        text = str(exc).rsplit(":", 1)[-1].strip() or "connection failed"
+        return text
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "connection broken"
+    return type(exc).__name__
+
+
+def _status_reason(status: int, data: bytes) -> str:
+    if 300 <= status < 400:
+        return f"answered with a redirect (HTTP {status}), which is not followed"
+    if status == 401:
+        return "refused the token (HTTP 401)"
+    reason = f"answered HTTP {status}"
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return reason
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        reason += ": " + clean_text(body["error"])
+    return reason
+
+
+def clean_text(text: str, limit: int = 300) -> str:
+    """A peer's message as it may be shown: no control characters, bounded length."""
+    text = _CONTROL.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class _Invalid(Exception):
+    pass
+
+
+def parse_answer(data: bytes, peer: PeerURL, site: str, source_id: str) -> PeerAnswer:
+    """Check a peer's search answer and turn it into recordings; ``PeerError`` if unusable."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise PeerError(site, "answered something that is not JSON") from None
+    try:
+        return _parse(body, peer, site, source_id)
+    except _Invalid as exc:
+        raise PeerError(site, f"invalid answer: {exc}") from None
+
+
+def _parse(body: Any, peer: PeerURL, site: str, source_id: str) -> PeerAnswer:
+    if not isinstance(body, dict):
+        raise _Invalid("not a JSON object")
+    if body.get("status") != "OK":
+        raise _Invalid("status is not OK")
+    files = body.get("files")
+    if not isinstance(files, list):
+        raise _Invalid("no files list")
+    if len(files) > MAX_FILES:
+        raise _Invalid(f"more than {MAX_FILES} files")
+    recordings = [_recording(item, peer, site, source_id) for item in files]
+    errors: list[SiteError] = []
+    nested = body.get("errors", [])
+    if not isinstance(nested, list):
+        raise _Invalid("errors is not a list")
+    for item in nested[:MAX_NESTED_ERRORS]:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("error"), str)
+            or not isinstance(item.get("site"), str | None)
+        ):
+            raise _Invalid("malformed errors entry")
+        inner = clean_text(item["site"], 64) if item["site"] else "local"
+        errors.append(SiteError(f"{site}/{inner}", clean_text(item["error"])))
+    return PeerAnswer(recordings, errors)
+
+
+def _recording(item: Any, peer: PeerURL, site: str, source_id: str) -> RemoteRecording:
+    if not isinstance(item, dict):
+        raise _Invalid("a file is not an object")
+    name, url, size, empty = item.get("name"), item.get("url"), item.get("size"), item.get("empty")
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= 255
+        or "/" in name
+        or "\\" in name
+        or _CONTROL.search(name)
+    ):
+        raise _Invalid("a file name is missing or unsafe")
+    fmt = audio_format(name)
+    if fmt is None:
+        raise _Invalid(f"{clean_text(name, 80)!r} is not an audio file")
+    if not isinstance(url, str) or len(url) > 4096:
+        raise _Invalid("a file has no url")
+    path = peer.path_of(url)
+    if path is None:
+        raise _Invalid(f"a link is not on the site's URL {peer.base}/")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _Invalid("a file size is not a whole number")
+    if not isinstance(empty, bool):
+        raise _Invalid("empty is not true or false")
+    return RemoteRecording(
+        source=source_id,
+        key=path,
+        size=size,
+        mtime=_time(item.get("mtime"), "mtime"),
+        format=fmt.format,
+        mime=fmt.mime,
+        empty=empty,
+        label=name,
+        url=url,
+        expires=_time(item.get("expires"), "expires"),
+        site=site,
+    )
+
+
+def _time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise _Invalid(f"{what} is missing")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"{what} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise _Invalid(f"{what} has no time zone")
+    return moment
