@@ -326,7 +326,7 @@ class StoreContract:
                 problem = _traversal_problem(contract_store, key, what)
                 if problem:
                     problems.append(problem)
-        assert problems == []
+        assert problems == [], "\n".join(problems)
         listed = _keys(contract_store.list("", recursive=True))
         assert not listed & set(links), "a listing shows a link that leads outside the root"
 
