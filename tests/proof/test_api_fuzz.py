@@ -54,7 +54,8 @@ def check_body(response: Any) -> None:
     text = response.content.decode("utf-8", errors="replace")
     for leak in LEAKS:
         assert leak not in text, f"{leak!r} in the body of {response.status_code}: {text[:300]}"
-    assert response.status_code < 500, text[:300]
+    # 508 is the federation loop answer (X-Gateway-Via), an error of the caller's
+    assert response.status_code < 500 or response.status_code == 508, text[:300]
 
 
 FUZZ_SETTINGS = settings(
