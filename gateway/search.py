@@ -66,24 +66,29 @@ def search(sources: Sequence[Source], query: Query, settings: SearchSettings) ->
     return find_call(sources, query, settings).recordings
 
 
+SourceObserver = Callable[[str, float, Exception | None], None]
+"""Told of each source searched: its id, the seconds it took, and its error if it failed."""
+
+
 def find_call(
     sources: Sequence[Source],
     query: Query,
     settings: SearchSettings,
     *,
     via: Sequence[str] | None = None,
+    observe: SourceObserver | None = None,
 ) -> SearchResult:
-    """Search every source as ``search`` does, and say which remote sites failed.
+    """Search every source as ``search`` does, and say which sources failed.
 
-    ``via`` lists the gateways the search passed through, this one last (``X-Gateway-Via``);
-    by default only this one. Errors of local stores are raised as they are when there is no
-    remote source (as before federation); with remote sources they are reported in
-    ``errors`` like a failing site's.
+    A source that cannot be searched (an unreachable store, a failing site) never hides what
+    the others find: it becomes an entry of ``errors`` and the search goes on. When nothing is
+    found and a source failed, the answer cannot say "no recording": without remote sites
+    that is ``Unavailable`` (HTTP 503, exit status 3); with remote sites the answer lists the
+    errors, as federation promises its clients. ``via`` lists the gateways the search passed
+    through, this one last (``X-Gateway-Via``); by default only this one.
     """
     days = search_days(query.start, settings.timezone, settings.lookback) if query.start else []
     remotes = [s for s in sources if isinstance(s, RemoteSource)]
-    if not remotes:
-        return SearchResult(_sequential(sources, query, days, settings.search_all))
     path = list(via) if via is not None else [via_id(settings.site)]
     deadline = time.monotonic() + settings.peer_timeout
     pending: dict[str, Future[PeerAnswer]] = {
@@ -93,10 +98,7 @@ def find_call(
     local: dict[str, list[Recording] | SiteError] = {}
     for source in sources:
         if isinstance(source, StoreSource):
-            try:
-                local[source.id] = source.find(query, days)
-            except Unavailable as exc:
-                local[source.id] = SiteError(settings.site, str(exc))
+            local[source.id] = _find_local(source, query, days, settings.site, observe)
             got = local[source.id]
             if got and not isinstance(got, SiteError) and not settings.search_all:
                 break  # later local sources cannot win any more
@@ -119,19 +121,28 @@ def find_call(
         found.extend(recordings)
         if recordings and not settings.search_all:
             break
+    if not found and errors and not remotes:
+        raise Unavailable("; ".join(error.error for error in errors))
     return SearchResult(found, errors)
 
 
-def _sequential(
-    sources: Sequence[Source], query: Query, days: list[date], search_all: bool
-) -> list[Recording]:
-    found: list[Recording] = []
-    for source in sources:
+def _find_local(
+    source: StoreSource,
+    query: Query,
+    days: list[date],
+    site: str | None,
+    observe: SourceObserver | None,
+) -> list[Recording] | SiteError:
+    started = time.monotonic()
+    try:
         recordings = source.find(query, days)
-        found.extend(recordings)
-        if recordings and not search_all:
-            break
-    return found
+    except Unavailable as exc:
+        if observe is not None:
+            observe(source.id, time.monotonic() - started, exc)
+        return SiteError(site, str(exc))
+    if observe is not None:
+        observe(source.id, time.monotonic() - started, None)
+    return recordings
 
 
 def _wait(
