@@ -5,9 +5,12 @@ Neither ever holds more than one chunk in memory.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
+
+log = logging.getLogger("gateway")
 
 
 class FileRange:
@@ -44,11 +47,26 @@ class FileRange:
 
 
 class ChunkStream:
-    """Iterates over a store's chunks, at most ``length`` bytes, and closes them when done."""
+    """Iterates over a store's chunks, at most ``length`` bytes, and closes them when done.
+
+    The first chunk is read when the stream is made, inside the responder: a store that fails
+    before sending anything (its server just went down) gets the JSON error answer (503), not
+    the web server's bare 500. A failure after that can no longer change the status: the body
+    ends early, the server closes the connection because the length falls short (so the client
+    knows), and one line is logged.
+    """
 
     def __init__(self, chunks: Iterator[bytes], length: int) -> None:
         self._chunks = chunks
         self._left = length
+        try:
+            self._first: bytes | None = next(chunks)
+        except StopIteration:
+            self._first = None
+            self._left = 0
+        except BaseException:
+            self.close()
+            raise
 
     def __iter__(self) -> ChunkStream:
         return self
@@ -57,11 +75,18 @@ class ChunkStream:
         if self._left <= 0:
             self.close()
             raise StopIteration
-        try:
-            chunk = next(self._chunks)
-        except StopIteration:
-            self.close()
-            raise
+        if self._first is not None:
+            chunk, self._first = self._first, None
+        else:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self.close()
+                raise
+            except Exception as exc:
+                log.warning("download cut short after an error of the store: %s", exc)
+                self.close()
+                raise StopIteration from None
         if len(chunk) > self._left:
             chunk = chunk[: self._left]
         self._left -= len(chunk)

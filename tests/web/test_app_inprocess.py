@@ -13,6 +13,7 @@ import pytest
 import requests
 import waitress
 
+from gateway.errors import Unavailable
 from gateway.layouts import PathPattern
 from gateway.query import parse_timezone
 from gateway.search import SearchSettings
@@ -158,3 +159,73 @@ def test_unexpected_errors_are_500_without_details(archive: Archive) -> None:
 )
 def test_redaction(path: str, logged: str) -> None:
     assert redact(path) == logged
+
+
+class DyingStore(StreamOnlyStore):
+    """Opens files fine, then its server "goes away" after ``good_chunks`` chunks."""
+
+    good_chunks = 0
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        chunks = super().open(key, start, end)
+
+        def dying() -> Iterator[bytes]:
+            pieces = (c[i : i + 8192] for c in chunks for i in range(0, len(c), 8192))
+            for n, piece in enumerate(pieces):
+                if n >= self.good_chunks:
+                    raise Unavailable(f"{self.description}: the server went away")
+                yield piece
+
+        return dying()
+
+
+def serve(store: Any) -> tuple[str, Any]:
+    server = waitress.create_server(
+        AccessLog(create_app(make_config(store))), host="127.0.0.1", port=0, threads=4
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{server.effective_port}", server
+
+
+def link_of(url: str, archive: Archive) -> tuple[str, bytes]:
+    call = archive.call_with(1)
+    answer = requests.post(
+        f"{url}/search/", data={"token": TOKEN, "callid": call.callid, "ts": call.start}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["files"][0]["url"], (archive.root / call.files[0]).read_bytes()
+
+
+def test_a_store_failing_before_the_first_byte_gives_a_json_503(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, server = serve(DyingStore(archive.root))
+    try:
+        link, _ = link_of(url, archive)
+        got = requests.get(link, timeout=10)
+        assert got.status_code == 503
+        assert got.json()["status"] == "ERROR"
+        assert "went away" in got.json()["error"]
+        assert "Traceback" not in caplog.text
+    finally:
+        server.close()
+
+
+def test_a_store_failing_mid_stream_cuts_the_body_short(archive: Archive) -> None:
+    store = DyingStore(archive.root)
+    store.good_chunks = 1
+    url, server = serve(store)
+    try:
+        link, content = link_of(url, archive)
+        pieces: list[bytes] = []
+        answer = requests.get(link, timeout=10, stream=True)
+        assert answer.status_code == 200
+        with pytest.raises(requests.exceptions.RequestException):  # the client sees the cut
+            pieces.extend(answer.iter_content(1024))
+        answer.close()
+        got = b"".join(pieces)
+        assert 0 < len(got) < len(content)
+        assert content.startswith(got)
+        assert requests.get(f"{url}/healthz", timeout=10).ok  # the server goes on
+    finally:
+        server.close()
