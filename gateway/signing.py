@@ -1,16 +1,24 @@
-"""Signed, expiring download links (itsdangerous).
+"""Signed, expiring, opaque download links.
 
-A link names one file: the source's id, the key in that source, the moment it expires and, with
-``--tenants``, the tenant it was issued to, all inside the signed payload, so nothing in a link
-can be changed without breaking its signature.
+A link names one file: the source's id, the key in that source, the name to save it under and,
+with ``--tenants``, the tenant it was issued to. Those are encrypted (AES-GCM, ``cryptography``)
+so that a link, wherever it is seen (a browser's history, a proxy's log, QueueMetrics' pages),
+shows neither the storage path nor the caller numbers that recording file names hold. The
+ciphertext and the expiry are signed with itsdangerous, so nothing in a link can be changed
+without breaking its signature, and a forged link is told apart from an expired one.
+
 The secret is random for each run (a restart revokes every earlier link) unless a key file is
 given, for several instances behind one load balancer: one key per line, at least
 ``MIN_KEY_LENGTH`` characters, blank lines and ``#`` comments ignored. The file's first key
-signs, every key verifies, so a key can be rotated in by putting it first and the old one second.
+signs and encrypts, every key verifies and decrypts, so a key can be rotated in by putting it
+first and the old one second. The encryption key of each link key is derived with HKDF.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from itsdangerous import BadSignature, Signer
 
 from gateway.errors import ConfigError, LinkExpired, LinkInvalid
 
@@ -26,7 +38,9 @@ MIN_KEY_LENGTH = 32
 LEEWAY_SECONDS = 5
 """A link is still accepted this long after its expiry, for clocks of load-balanced instances
 that disagree a little."""
-_SALT = "gateway.files.v1"
+_SALT = "gateway.files.v2"
+_HKDF_INFO = b"recording-gateway link payload v2"
+_NONCE = 12
 
 
 @dataclass(frozen=True)
@@ -40,10 +54,25 @@ class LinkTarget:
     tenant: str | None = None
     """The tenant the link was issued to (``--tenants``): it only opens files below that
     tenant's folders. ``None`` for links of a gateway without tenants, or of the admin token."""
+    name: str | None = None
+    """The name the browser shows and saves the file under (neutral, from the call id)."""
 
     @property
     def expires_at(self) -> datetime:
         return datetime.fromtimestamp(self.expires, UTC)
+
+
+def _cipher(secret: str) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
+    return AESGCM(hkdf.derive(secret.encode("utf-8")))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class LinkSigner:
@@ -55,13 +84,17 @@ class LinkSigner:
         *,
         leeway: int = LEEWAY_SECONDS,
         clock: Callable[[], float] = time.time,
+        origin: Path | None = None,
     ) -> None:
         if not keys:
             raise ConfigError("no link key given")
         # itsdangerous wants keys oldest to newest and signs with the last one.
-        self._serializer = URLSafeSerializer(list(reversed(keys)), salt=_SALT)
+        self._signer = Signer(list(reversed(keys)), salt=_SALT)
+        self._ciphers = [_cipher(key) for key in keys]  # the first one encrypts
         self._leeway = leeway
         self._clock = clock
+        self._origin = origin
+        self._count = len(keys)
 
     @classmethod
     def random(cls) -> LinkSigner:
@@ -70,43 +103,64 @@ class LinkSigner:
 
     @classmethod
     def from_file(cls, path: Path) -> LinkSigner:
-        return cls(read_key_file(path))
+        return cls(read_key_file(path), origin=path)
+
+    def describe(self) -> str:
+        """How links are signed, without the keys: for ``gateway check``."""
+        if self._origin is None:
+            return "signed with a random key made for this run (a restart revokes them)"
+        return f"signed with the first of {self._count} key(s) in {self._origin}"
 
     def now(self) -> int:
         return int(self._clock())
 
     def sign(
-        self, source: str, key: str, ttl: int, *, tenant: str | None = None
+        self,
+        source: str,
+        key: str,
+        ttl: int,
+        *,
+        tenant: str | None = None,
+        name: str | None = None,
     ) -> tuple[str, LinkTarget]:
         """Return the token for ``key`` in ``source``, valid for ``ttl`` seconds from now
         (and, with ``tenant``, bound to that tenant)."""
-        target = LinkTarget(source, key, self.now() + ttl, tenant)
-        payload: list[object] = [target.source, target.key, target.expires]
-        if tenant is not None:
-            payload.append(tenant)
-        token = self._serializer.dumps(payload)
+        target = LinkTarget(source, key, self.now() + ttl, tenant, name)
+        plain = json.dumps([source, key, tenant, name], separators=(",", ":")).encode("utf-8")
+        nonce = os.urandom(_NONCE)
+        sealed = _b64(nonce + self._ciphers[0].encrypt(nonce, plain, None))
+        token = self._signer.sign(f"{sealed}.{target.expires}").decode("ascii")
         return token, target
 
     def verify(self, token: str) -> LinkTarget:
         """Return what ``token`` names; ``LinkInvalid`` if forged, ``LinkExpired`` if too old."""
         try:
-            payload = self._serializer.loads(token)
-        except BadSignature:
+            value = self._signer.unsign(token).decode("ascii")
+            sealed, expires_text = value.rsplit(".", 1)
+            expires = int(expires_text)
+            raw = _unb64(sealed)
+        except (BadSignature, ValueError, UnicodeError):
             raise LinkInvalid("this link is not valid (tampered, or from another run)") from None
-        if (
-            not isinstance(payload, list)
-            or len(payload) not in (3, 4)
-            or not isinstance(payload[0], str)
-            or not isinstance(payload[1], str)
-            or not isinstance(payload[2], int)
-            or (len(payload) == 4 and not isinstance(payload[3], str))
-        ):
-            raise LinkInvalid("this link is not valid")
-        tenant = payload[3] if len(payload) == 4 else None
-        target = LinkTarget(payload[0], payload[1], payload[2], tenant)
+        target = self._open(raw, expires)
         if self.now() > target.expires + self._leeway:
             raise LinkExpired("this link has expired: search again for a fresh one")
         return target
+
+    def _open(self, raw: bytes, expires: int) -> LinkTarget:
+        nonce, sealed = raw[:_NONCE], raw[_NONCE:]
+        for cipher in self._ciphers:
+            try:
+                payload = json.loads(cipher.decrypt(nonce, sealed, None))
+            except (InvalidTag, ValueError):
+                continue
+            if (
+                isinstance(payload, list)
+                and len(payload) == 4
+                and all(isinstance(v, str) for v in payload[:2])
+                and all(v is None or isinstance(v, str) for v in payload[2:])
+            ):
+                return LinkTarget(payload[0], payload[1], expires, payload[2], payload[3])
+        raise LinkInvalid("this link is not valid")
 
 
 def read_key_file(path: Path) -> list[str]:

@@ -15,6 +15,7 @@ from gateway.remote import RemoteSource
 from gateway.sources import StoreSource
 from gateway.storage import LocalFile
 from gateway.tenants import check_tenant_key
+from gateway.web.accesslog import DETAILS
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
 from gateway.web.proxy import peer_file
@@ -44,6 +45,12 @@ class FileResource:
         signer = self._config.signer
         target = signer.verify(signed)
         source = self._sources.get(target.source)
+        req.env.setdefault(DETAILS, {}).update(
+            source=target.source,
+            key=target.key,
+            tenant=target.tenant,
+            range=req.get_header("Range"),
+        )
         if source is None:
             raise NotFound("the file of this link is not served here any more")
         if isinstance(source, RemoteSource):
@@ -73,7 +80,7 @@ class FileResource:
             resp.media = error_body(f"the range is outside the file ({entry.size} bytes)")
             return
         resp.content_type = fmt.mime if fmt else "application/octet-stream"
-        resp.set_header("Content-Disposition", content_disposition(entry.name))
+        resp.set_header("Content-Disposition", content_disposition(target.name or entry.name))
         part = wanted or ByteRange(0, entry.size - 1)
         if wanted is not None:
             resp.status = falcon.HTTP_206

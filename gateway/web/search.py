@@ -10,6 +10,7 @@ from gateway.errors import RequestTooLarge, UsageError
 from gateway.search import find_call
 from gateway.tenants import Authenticator
 from gateway.web import jsonlistener
+from gateway.web.accesslog import DETAILS
 from gateway.web.config import MAX_BODY, WebConfig
 from gateway.web.federation import federated_links, via_of
 from gateway.web.links import make_links
@@ -30,12 +31,21 @@ class SearchResource:
             jsonlistener.first(fields, ("tenant",)),
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
+        details = req.env.setdefault(DETAILS, {})
+        details.update(callid=query.callid, tenant=query.tenant)
         via = via_of(req, self._config)
-        result = find_call(self._config.sources, query, self._config.settings, via=via)
+        result = find_call(
+            self._config.sources,
+            query,
+            self._config.settings,
+            via=via,
+            observe=self._config.metrics.searched,
+        )
         recordings = result.recordings
+        details["results"] = len(recordings)
         base = public_base(req, self._config.public_url)
         tenant = access.link_tenant(query, self._config.tenants is not None)
-        links = make_links(self._config, base, recordings, tenant)
+        links = make_links(self._config, base, query.callid, recordings, tenant)
         links = federated_links(self._config, links)
         resp.media = jsonlistener.answer(query.callid, links, result.errors)
         resp.set_header("Cache-Control", "no-store")

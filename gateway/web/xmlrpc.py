@@ -47,8 +47,9 @@ from defusedxml.xmlrpc import DefusedExpatParser
 from gateway.audioinfo import minutes_seconds
 from gateway.errors import GatewayError, RequestTooLarge, Unauthorized, Unavailable
 from gateway.query import Query
-from gateway.search import search
+from gateway.search import find_call
 from gateway.tenants import Access, Authenticator
+from gateway.web.accesslog import DETAILS
 from gateway.web.config import WebConfig
 from gateway.web.jsonlistener import Link
 from gateway.web.links import make_links
@@ -217,10 +218,19 @@ class XmlRpcResource:
         query = access.restrict(
             Query(callid=callid.strip(), tenant=call.tenant, server=server.strip() or None)
         )
-        recordings = search(self._config.sources, query, self._config.settings)
+        details = call.req.env.setdefault(DETAILS, {})
+        details.update(callid=query.callid, tenant=query.tenant)
+        recordings = find_call(
+            self._config.sources,
+            query,
+            self._config.settings,
+            observe=self._config.metrics.searched,
+        ).recordings
+        details["results"] = len(recordings)
         base = public_base(call.req, self._config.public_url)
         link_tenant = access.link_tenant(query, self._config.tenants is not None)
-        return stored_file_answer(make_links(self._config, base, recordings, link_tenant))
+        links = make_links(self._config, base, query.callid, recordings, link_tenant)
+        return stored_file_answer(links)
 
     def _listen_ongoing_call(self, call: _Call) -> Any:
         params = call.params

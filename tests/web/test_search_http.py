@@ -61,7 +61,14 @@ def test_answer_shape(gw: Gateway, archive: Archive) -> None:
     assert body["errors"] == []
     assert f["duration"] == round((f["size"] - 44) / 16000, 2)  # 8 kHz 16-bit mono PCM
     assert f["url"].startswith(f"{gw.url}/files/")
-    assert f["url"].endswith("/" + f["name"])
+    # the link shows a neutral name from the call id, never the stored name (it holds the
+    # caller's number) nor the storage path
+    assert f["url"].endswith(f"/call-{call.callid}.wav")
+    caller = f["name"].split("-")[2]
+    assert caller.isdigit()
+    assert caller not in f["url"]
+    assert str(archive.root) not in f["url"]
+    assert f["name"] == call.files[0].rsplit("/", 1)[1]  # QueueMetrics still gets the name
     assert f["type"] == "audio/wav"
     assert f["format"] == "wav"
     assert f["empty"] is False
