@@ -398,6 +398,9 @@ def demo_command(
         click.echo(f"  --callid {call.callid} --timestamp {call.start.isoformat()}")
 
 
-from gateway.web.command import serve_command  # noqa: E402 (it imports this module: keep last)
+# These import this module: keep them last.
+from gateway.web.check import check_command  # noqa: E402
+from gateway.web.command import serve_command  # noqa: E402
 
 main.add_command(serve_command)
+main.add_command(check_command)

@@ -7,6 +7,7 @@ import falcon
 from gateway.web import errors
 from gateway.web.config import WebConfig
 from gateway.web.files import FileResource
+from gateway.web.metrics import MetricsResource
 from gateway.web.search import SearchResource
 from gateway.web.status import Health, StatusPage
 from gateway.web.xmlrpc import XmlRpcResource
@@ -25,5 +26,7 @@ def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]
     app.add_route("/RPC2", xmlrpc)
     app.add_route("/", StatusPage(config))
     app.add_route("/healthz", Health(config))
+    if config.metrics_token:
+        app.add_route("/metrics", MetricsResource(config.metrics, config.metrics_token))
     errors.install(app)
     return app

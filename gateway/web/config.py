@@ -10,6 +10,7 @@ from gateway.search import SearchSettings
 from gateway.signing import LinkSigner
 from gateway.sources import Source
 from gateway.tenants import TenantRegistry
+from gateway.web.metrics import Metrics
 
 DEFAULT_LINK_TTL = 300
 MAX_BODY = 64 * 1024
@@ -30,3 +31,6 @@ class WebConfig:
     started: float = field(default_factory=time.monotonic)
     tenants: TenantRegistry | None = None
     """``--tenants``: each tenant searches with its own secret, ``%TE`` is its name."""
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_token: str | None = None
+    """Bearer token of ``GET /metrics``; ``None``: the route does not exist."""

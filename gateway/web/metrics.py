@@ -23,7 +23,6 @@ from gateway.errors import Unauthorized
 from gateway.web.accesslog import RequestRecord
 
 
-
 def route_of(path: str) -> str:
     """A bounded label: the route's first segment, or ``other``."""
     head = "/" + path.lstrip("/").split("/", 1)[0]

@@ -1,0 +1,146 @@
+"""Operating the gateway: audit log, metrics, `gateway check`, where the token comes from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import free_port, run_gateway
+from tests.web.conftest import TOKEN, TZ, Archive
+
+METRICS_TOKEN = "metrics-7a1c44e0-scraper"
+
+
+def audit_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_audit_log_has_every_search_and_download_and_no_secret(
+    start_gateway: Any, archive: Archive, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    gw = start_gateway("--audit-log", str(audit))
+    call = archive.call_with(1)
+    [link] = gw.links(call)
+    assert requests.get(link["url"], headers={"Range": "bytes=0-99"}, timeout=10).status_code == 206
+    requests.post(f"{gw.url}/search/", data={"token": "wrong", "callid": "1.1"}, timeout=10)
+    gw.stop()
+    search, download, refused = audit_lines(audit)
+    assert search["event"] == "search"
+    assert search["callid"] == call.callid
+    assert search["results"] == 1
+    assert search["status"] == 200
+    assert search["client"] == "127.0.0.1"
+    assert download["event"] == "download"
+    assert download["file"] == call.files[0]
+    assert download["range"] == "bytes=0-99"
+    assert download["bytes"] == 100
+    assert download["status"] == 206
+    assert refused["status"] == 401
+    text = audit.read_text()
+    signed = link["url"].split("/files/", 1)[1].split("/", 1)[0]
+    assert TOKEN not in text
+    assert "wrong" not in text
+    assert signed not in text
+
+
+def test_metrics_need_their_token_and_count_requests(
+    start_gateway: Any, archive: Archive, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(METRICS_TOKEN + "\n")
+    gw = start_gateway("--metrics-token-file", str(token_file))
+    call = archive.call_with(2)
+    for link in gw.links(call):
+        assert requests.get(link["url"], timeout=10).ok
+    metrics_url = f"{gw.url}/metrics"
+    assert requests.get(metrics_url, timeout=10).status_code == 401
+    wrong = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.get(metrics_url, headers=wrong, timeout=10).status_code == 401
+    good = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    answer = requests.get(metrics_url, headers=good, timeout=10)
+    assert answer.status_code == 200
+    text = answer.text
+    assert 'gateway_requests_total{route="/search",status="200"} 1.0' in text
+    assert 'gateway_requests_total{route="/files",status="200"} 2.0' in text
+    total = sum((archive.root / key).stat().st_size for key in call.files)
+    assert f"gateway_bytes_streamed_total {float(total)}" in text
+    assert "gateway_active_streams 0.0" in text
+    assert 'gateway_search_seconds_count{source="file:' in text
+
+
+def test_without_a_metrics_token_there_is_no_metrics_route(gw: Any) -> None:
+    answer = requests.get(f"{gw.url}/metrics", timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["status"] == "ERROR"
+
+
+def test_flag_beats_environment_beats_configuration_file(
+    start_gateway: Any, archive: Archive, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('token = "from-the-file"\n')
+    call = archive.call_with(1)
+
+    def works_with(gateway: Any, token: str) -> bool:
+        answer = gateway.search(callid=call.callid, token=token)
+        return bool(answer.status_code == 200)
+
+    from_file = start_gateway("--config", str(config), token=None)
+    assert works_with(from_file, "from-the-file")
+    from_env = start_gateway(
+        "--config", str(config), token=None, env={"GATEWAY_TOKEN": "from-the-env"}
+    )
+    assert works_with(from_env, "from-the-env")
+    assert not works_with(from_env, "from-the-file")
+    from_flag = start_gateway("--config", str(config), env={"GATEWAY_TOKEN": "from-the-env"})
+    assert works_with(from_flag, TOKEN)
+    assert not works_with(from_flag, "from-the-env")
+
+
+def check(*args: str, **env: str) -> Any:
+    return run_gateway("check", "--timezone", TZ, "--bind-to", f"127.0.0.1:{free_port()}", *args,
+                       env=env)  # fmt: skip
+
+
+def test_check_reports_each_source_and_succeeds(archive: Archive) -> None:
+    done = check("--path", f"{archive.root}/%YY/%MM/%DD,{archive.root}", "--token", TOKEN)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr
+    assert "source 1: file:" in out
+    assert "source 2: file:" in out
+    assert out.count("reachable") == 2
+    assert "today:" in out
+    assert "configuration OK" in out
+    assert TOKEN not in out
+
+
+def test_check_fails_with_status_3_for_an_unreachable_source(archive: Archive) -> None:
+    down = f"smb://rec@127.0.0.1:{free_port()}/calls"
+    done = check("--path", f"{archive.root},{down}", "--token", TOKEN,
+                 GATEWAY_SMB_PASSWORD="pw-never-shown")  # fmt: skip
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 3
+    assert "UNREACHABLE" in out
+    assert "pw-never-shown" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--path", "{root}"], b"no token"),
+        (["--path", "{root}/missing", "--token", TOKEN], b"does not exist"),
+        (["--path", "{root}", "--token", TOKEN, "--link-key-file", "/nonexistent"], b"link key"),
+    ],
+)
+def test_check_fails_with_status_2_for_bad_configuration(
+    archive: Archive, args: list[str], message: bytes
+) -> None:
+    done = check(*[a.replace("{root}", str(archive.root)) for a in args])
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert b"Traceback" not in done.stderr
