@@ -26,7 +26,6 @@ def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]
     app.add_route("/RPC2", xmlrpc)
     app.add_route("/", StatusPage(config))
     app.add_route("/healthz", Health(config))
-    if config.metrics_token:
-        app.add_route("/metrics", MetricsResource(config.metrics, config.metrics_token))
+    app.add_route("/metrics", MetricsResource(config.metrics, config.metrics_token))
     errors.install(app)
     return app

@@ -7,8 +7,9 @@
 - ``gateway_search_seconds{source}``: how long each source took to search;
 - ``gateway_store_errors_total{source,error}``: store failures (unreachable, refused...).
 
-``GET /metrics`` serves them only with ``--metrics-token`` (or its file / variable) given,
-as ``Authorization: Bearer``; without it the route does not exist. See docs/operations.md.
+``GET /metrics`` serves them only with a metrics token configured (``--metrics-token-file`` or
+``GATEWAY_METRICS_TOKEN``), sent as ``Authorization: Bearer``; without one it answers 404.
+See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import falcon
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.errors import Unauthorized
+from gateway.errors import NotFound, Unauthorized
 from gateway.web.accesslog import RequestRecord
 
 
@@ -80,11 +81,13 @@ class Metrics:
 class MetricsResource:
     """``GET /metrics``, for a scraper that sends the metrics token as a bearer token."""
 
-    def __init__(self, metrics: Metrics, token: str) -> None:
+    def __init__(self, metrics: Metrics, token: str | None) -> None:
         self._metrics = metrics
-        self._token = token.encode("utf-8")
+        self._token = token.encode("utf-8") if token else None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._token is None:
+            raise NotFound("metrics are off: start the gateway with --metrics-token-file")
         scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8"), self._token
