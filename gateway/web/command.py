@@ -178,6 +178,12 @@ def serve_options(command: F) -> F:
             "SIGHUP re-reads it.",
         ),
         click.option(
+            "--s3-redirect",
+            is_flag=True,
+            help="Answer a link to an S3 file with a 302 to a short-lived presigned S3 URL "
+            "(browsers must reach the store), instead of streaming it through the gateway.",
+        ),
+        click.option(
             "--audit-log",
             help="Write every search and download as a JSON line to this file ('-': standard "
             "output); reopened when log rotation moves it.",
@@ -227,6 +233,7 @@ def prepare_service(
     tenants_file: str | None,
     audit_log: str | None,
     metrics_token_file: str | None,
+    s3_redirect: bool = False,
     **params: Any,
 ) -> Service:
     """Read and check every setting; open the sources (the caller closes the service)."""
@@ -266,6 +273,7 @@ def prepare_service(
         layout=params.get("layout"),
         tenants=tenants,
         metrics_token=metrics_token,
+        redirect_to_store=s3_redirect,
     )
     origin = "none (tenants only)" if secret is None else _origin(given, token, token_file)
     return Service(config, configured, host, port, bind_to, threads, trusted_proxy, audit, origin)

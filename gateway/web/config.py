@@ -32,5 +32,8 @@ class WebConfig:
     tenants: TenantRegistry | None = None
     """``--tenants``: each tenant searches with its own secret, ``%TE`` is its name."""
     metrics: Metrics = field(default_factory=Metrics)
+    redirect_to_store: bool = False
+    """``--s3-redirect``: answer a link with a 302 to the store's own short-lived URL (for
+    stores that can make one, ``gateway.storage.Presigner``) instead of streaming the file."""
     metrics_token: str | None = None
     """Bearer token of ``GET /metrics``; ``None``: the route does not exist."""

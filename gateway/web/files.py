@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import falcon
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, Unavailable
 from gateway.recordings import audio_format
 from gateway.remote import RemoteSource
+from gateway.signing import LinkTarget
 from gateway.sources import StoreSource
-from gateway.storage import LocalFile
+from gateway.storage import LocalFile, Presigner
 from gateway.tenants import check_tenant_key
 from gateway.web.accesslog import DETAILS
 from gateway.web.config import WebConfig
@@ -36,10 +37,18 @@ class FileResource:
         self._sources = {source.id: source for source in config.sources}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signed: str, name: str) -> None:
-        self._serve(req, resp, signed, body=True)
+        self._counted(req, resp, signed, body=True)
 
     def on_head(self, req: falcon.Request, resp: falcon.Response, signed: str, name: str) -> None:
-        self._serve(req, resp, signed, body=False)
+        self._counted(req, resp, signed, body=False)
+
+    def _counted(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
+        try:
+            self._serve(req, resp, signed, body)
+        except Unavailable as exc:  # the store is down: count it for /metrics, answer 503
+            source = req.env.get(DETAILS, {}).get("source") or "?"
+            self._config.metrics.store_failed(source, exc)
+            raise
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
         signer = self._config.signer
@@ -59,6 +68,9 @@ class FileResource:
         if target.tenant is not None:
             check_tenant_key(getattr(source, "layout", None), target.tenant, target.key)
         entry = source.store.stat(target.key)
+        if self._config.redirect_to_store and isinstance(source.store, Presigner):
+            self._redirect(resp, source.store, target)
+            return
         fmt = audio_format(entry.name)
         etag = make_etag(source.id, entry)
         max_age = max(0, min(self._config.link_ttl, target.expires - signer.now()))
@@ -88,6 +100,15 @@ class FileResource:
         resp.content_length = part.length
         if body and part.length > 0:
             self._stream(resp, source, target.key, part)
+
+    def _redirect(self, resp: falcon.Response, store: Presigner, target: LinkTarget) -> None:
+        """302 to the store's own URL, valid no longer than the link (the store serves ranges
+        itself; the browser follows the redirect for each range it asks)."""
+        life = max(1, min(self._config.link_ttl, target.expires - self._config.signer.now()))
+        resp.status = falcon.HTTP_302
+        resp.location = store.presigned_url(target.key, life)
+        resp.set_header("Cache-Control", "no-store")
+        resp.set_header("Referrer-Policy", "no-referrer")
 
     def _stream(
         self, resp: falcon.Response, source: StoreSource, key: str, part: ByteRange

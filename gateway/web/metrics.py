@@ -75,7 +75,10 @@ class Metrics:
     def searched(self, source: str, seconds: float, error: Exception | None) -> None:
         self.search_seconds.labels(source).observe(seconds)
         if error is not None:
-            self.store_errors.labels(source, type(error).__name__).inc()
+            self.store_failed(source, error)
+
+    def store_failed(self, source: str, error: Exception) -> None:
+        self.store_errors.labels(source, type(error).__name__).inc()
 
 
 class MetricsResource:

@@ -179,9 +179,10 @@ class DyingStore(StreamOnlyStore):
         return dying()
 
 
-def serve(store: Any) -> tuple[str, Any]:
+def serve(store: Any, config: WebConfig | None = None) -> tuple[str, Any]:
+    config = config or make_config(store)
     server = waitress.create_server(
-        AccessLog(create_app(make_config(store))), host="127.0.0.1", port=0, threads=4
+        AccessLog(create_app(config)), host="127.0.0.1", port=0, threads=4
     )
     threading.Thread(target=server.run, daemon=True).start()
     return f"http://127.0.0.1:{server.effective_port}", server
@@ -227,5 +228,21 @@ def test_a_store_failing_mid_stream_cuts_the_body_short(archive: Archive) -> Non
         assert 0 < len(got) < len(content)
         assert content.startswith(got)
         assert requests.get(f"{url}/healthz", timeout=10).ok  # the server goes on
+    finally:
+        server.close()
+
+
+def test_store_failures_of_downloads_are_counted_in_the_metrics(archive: Archive) -> None:
+    store = DyingStore(archive.root)
+    config = make_config(store)
+    url, server = serve(store, config)
+    try:
+        link, _ = link_of(url, archive)
+        for _ in range(2):
+            assert requests.get(link, timeout=10).status_code == 503
+        count = config.metrics.registry.get_sample_value(
+            "gateway_store_errors_total", {"source": store.description, "error": "Unavailable"}
+        )
+        assert count == 2
     finally:
         server.close()
