@@ -7,9 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
-from gateway.testing import CONTRACT_FILES, StoreContract
+from gateway.testing import BIG_KEY, CONTRACT_FILES, StoreContract
 from tests.conftest import run_gateway
+from tests.web.conftest import Gateway
 
 gateway_zipstore = pytest.importorskip(
     "gateway_zipstore", reason="pip install -e examples/gateway-zipstore (scripts/install-deps.sh)"
@@ -49,3 +51,37 @@ def test_search_and_get_through_the_command_line(tmp_path: Path) -> None:
     done = run_gateway("get", "--path", f"zip:{archive}", "--key", found["key"], "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == CONTRACT_FILES[found["key"]]
+
+
+def test_searched_and_streamed_through_a_real_gateway(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "2026-03.zip", CONTRACT_FILES)
+    gw = Gateway(
+        [
+            "--path",
+            f"zip:{archive}",
+            "--layout",
+            "freepbx",
+            "--timezone",
+            "UTC",
+            "--bind-to",
+            "127.0.0.1:0",
+            "--token",
+            "zip-example-token",
+        ],
+        tmp_path / "gateway.log",
+    )
+    try:
+        answer = requests.post(
+            f"{gw.url}/search/",
+            data={"token": "zip-example-token", "callid": "1773047410.1", "ts": "1773051010"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        [found] = answer.json()["files"]
+        want = CONTRACT_FILES[BIG_KEY]
+        assert requests.get(found["url"], timeout=30).content == want
+        part = requests.get(found["url"], headers={"Range": "bytes=5000-5999"}, timeout=30)
+        assert part.status_code == 206
+        assert part.content == want[5000:6000]
+    finally:
+        gw.stop()
