@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,6 +31,7 @@ import urllib3
 from gateway.errors import GatewayError, Unavailable, UsageError
 from gateway.query import Query
 from gateway.recordings import Recording, audio_format
+from gateway.secret_files import read_token_file
 
 SCHEMES = {"gateway+http": "http", "gateway+https": "https"}
 """``--path`` schemes of a remote gateway, and the HTTP scheme each stands for."""
@@ -228,13 +228,7 @@ def token_env_name(site: str) -> str:
 
 def _peer_token(site: str, token_file: str | None, environ: Mapping[str, str]) -> str:
     if token_file:
-        try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise UsageError(f"cannot read the token file {token_file} of site {site}") from None
-        if not token:
-            raise UsageError(f"the token file {token_file} of site {site} is empty")
-        return token
+        return read_token_file(token_file, f"token file of site {site}")
     token = environ.get(token_env_name(site), "").strip()
     if not token:
         raise UsageError(

@@ -24,6 +24,7 @@ from click.core import ParameterSource
 
 from gateway.cli import Configured, F, configure, proxy_peers_option, source_options
 from gateway.errors import ConfigError, Unavailable, UsageError
+from gateway.secret_files import read_token_file
 from gateway.signing import LinkSigner
 from gateway.tenants import TenantRegistry, check_tenant_sources, install_reload
 from gateway.web.accesslog import RequestObserver
@@ -70,27 +71,17 @@ def resolve_token(
     for kind, value in candidates:
         if not value:
             continue
-        return _read_token_file(value) if kind == "token_file" else value
+        return read_token_file(value) if kind == "token_file" else value
     raise UsageError(
         f"no token: give --token, --token-file or the {TOKEN_ENV} environment variable "
         "(the gateway will not serve without one)"
     )
 
 
-def _read_token_file(path: str) -> str:
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        raise UsageError(f"cannot read the token file {path}") from None
-    if not token:
-        raise UsageError(f"the token file {path} is empty")
-    return token
-
-
 def _metrics_token(path: str | None) -> str | None:
     """``--metrics-token-file``, else ``GATEWAY_METRICS_TOKEN``; ``None``: no /metrics."""
     if path:
-        return _read_token_file(path)
+        return read_token_file(path)
     return os.environ.get(METRICS_TOKEN_ENV, "").strip() or None
 
 
