@@ -57,8 +57,14 @@ class CallMatcher:
     def __init__(self, callid: str) -> None:
         self.callid = callid
         self._pattern = _token_pattern(callid)
+        # A plain substring test first: it rejects almost every name of a big folder in C.
+        # Exact for ids without letters (Asterisk's epoch.seq), case-folded for the others.
+        self._caseless = not callid.isascii() or any(c.isalpha() for c in callid)
+        self._needle = callid.casefold() if self._caseless else callid
 
     def __call__(self, name: str) -> bool:
+        if self._needle not in (name.casefold() if self._caseless else name):
+            return False
         return audio_format(name) is not None and self._pattern.search(name) is not None
 
 

@@ -74,3 +74,15 @@ def test_formats_and_mime_types() -> None:
     assert (wav.format, wav.mime) == ("wav", "audio/wav")
     assert (wav49.format, wav49.mime) == ("wav49", "audio/wav")
     assert (mp3.format, mp3.mime) == ("mp3", "audio/mpeg")
+
+
+@pytest.mark.parametrize(
+    ("callid", "name"),
+    [
+        ("0B4A6A36-5F5E", "0b4a6a36-5f5e.wav"),
+        ("0b4a6a36-5f5e", "0B4A6A36-5F5E-in.WAV"),
+        ("Abc.1", "q-aBC.1.mp3"),
+    ],
+)
+def test_ids_with_letters_match_in_any_case(callid: str, name: str) -> None:
+    assert CallMatcher(callid)(name)

@@ -74,15 +74,14 @@ class LocalStore:
             except OSError as exc:
                 raise Unavailable(f"{self.description}: {exc.strerror}") from None
             for child in children:
-                key = join_key(key_prefix, child.name)
                 try:
                     is_dir = child.is_dir(follow_symlinks=False)
                     if is_dir and recursive:
-                        pending.append((Path(child.path), key))
+                        pending.append((Path(child.path), join_key(key_prefix, child.name)))
                         continue
                     if not is_dir and match is not None and not match(child.name):
                         continue
-                    entry = self._listed(child, key)
+                    entry = self._listed(child, join_key(key_prefix, child.name))
                 except OSError:
                     continue  # vanished or unreadable while listing
                 if entry is not None:
