@@ -41,6 +41,9 @@ class Entry:
     mtime: datetime
     """Modification time, timezone-aware (UTC)."""
     is_dir: bool = False
+    etag: str | None = None
+    """An entity tag the back-end already has (S3's ETag, quotes included), passed through to
+    HTTP clients; ``None`` lets the gateway derive one from key, size and time."""
 
     @property
     def name(self) -> str:

@@ -32,7 +32,10 @@ class Unsatisfiable(Exception):
 
 
 def make_etag(source: str, entry: Entry) -> str:
-    """A strong ETag from what identifies this version of the file (no content hashing)."""
+    """The back-end's own ETag when it has one (S3), else a strong one derived from what
+    identifies this version of the file (no content hashing)."""
+    if entry.etag:
+        return entry.etag
     ident = f"{source}\0{entry.key}\0{entry.size}\0{entry.mtime.timestamp():.6f}"
     return '"' + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32] + '"'
 

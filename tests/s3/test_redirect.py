@@ -3,6 +3,7 @@ client that follows it gets the right bytes, ranges included, from the real S3 s
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,8 +77,15 @@ def test_a_tampered_presigned_url_is_refused_by_the_store(redirecting: Gateway) 
 def test_without_the_flag_the_gateway_streams(s3env: S3Env, bucket: str, tmp_path: Path) -> None:
     gw = serve(s3env, bucket, tmp_path)
     try:
-        answer = requests.get(link(gw), allow_redirects=False, timeout=30)
+        url = link(gw)
+        answer = requests.get(url, allow_redirects=False, timeout=30)
         assert answer.status_code == 200
         assert answer.content == AUDIO
+        # the object's own ETag and Last-Modified are passed through, and work as validators
+        etag = answer.headers["ETag"]
+        assert etag == f'"{hashlib.md5(AUDIO).hexdigest()}"'  # noqa: S324 - S3's ETag
+        assert requests.get(url, headers={"If-None-Match": etag}, timeout=30).status_code == 304
+        ranged = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=30)
+        assert ranged.status_code == 206
     finally:
         gw.stop()

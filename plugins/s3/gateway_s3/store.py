@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,16 +30,6 @@ if TYPE_CHECKING:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What HEAD says about an object: the entry plus the headers worth passing through."""
-
-    entry: Entry
-    etag: str | None
-    """The ETag as the server sent it, quotes included (ready for an HTTP ``ETag`` header)."""
-    content_type: str | None
 
 
 class S3Store:
@@ -203,30 +192,23 @@ class S3Store:
         if not seen_any and folder:
             raise NotFound(f"no folder {prefix!r}")
 
-    def info(self, key: str) -> ObjectInfo:
-        """HEAD the object: its entry, ETag and content type."""
+    def stat(self, key: str) -> Entry:
+        """HEAD the object: size, time and the ETag to pass through to HTTP clients."""
         object_key = self._object_key(key)
         client = self._get_client()
         head = self._call(key, client.head_object, Bucket=self.settings.bucket, Key=object_key)
         if object_key.endswith("/") or head.get("ContentType") == "httpd/unix-directory":
             raise NotFound(f"no file {key!r}")
-        entry = Entry(key, int(head.get("ContentLength", 0)), _utc(head.get("LastModified")))
-        return ObjectInfo(entry, head.get("ETag"), head.get("ContentType"))
-
-    def stat(self, key: str) -> Entry:
-        return self.info(key).entry
-
-    def etag(self, key: str) -> str | None:
-        """The object's ETag (quoted, as S3 sends it), or ``None`` if the server gave none."""
-        return self.info(key).etag
+        size, mtime = int(head.get("ContentLength", 0)), _utc(head.get("LastModified"))
+        return Entry(key, size, mtime, etag=head.get("ETag"))
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> ObjectChunks:
         object_key = self._object_key(key)
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"bad byte range {start}-{end}")
         if end is not None and end == start:
-            info = self.info(key)  # nothing to read, but a missing key is still NotFound
-            return ObjectChunks(None, 0, 0, info.etag, info.entry.mtime)
+            self.stat(key)  # nothing to read, but a missing key is still NotFound
+            return ObjectChunks(None, 0, 0)
         client = self._get_client()
         kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": object_key}
         if start or end is not None:
@@ -241,21 +223,14 @@ class S3Store:
                 "InvalidRange",
                 "416",
             ):
-                self.info(key)  # the range starts at or after the end: nothing to send
-                return ObjectChunks(None, 0, 0, None, None)
+                self.stat(key)  # the range starts at or after the end: nothing to send
+                return ObjectChunks(None, 0, 0)
             raise translate(exc, self.description, key) from None
         body: StreamingBody = response["Body"]
         # A server that ignores Range sends the whole object with a 200: skip and cut here.
         skip = start if "Range" in kwargs and not response.get("ContentRange") else 0
         remaining = None if end is None else end - start
-        return ObjectChunks(
-            body,
-            skip,
-            remaining,
-            response.get("ETag"),
-            _utc(response.get("LastModified")),
-            description=self.description,
-        )
+        return ObjectChunks(body, skip, remaining, description=self.description)
 
     def presigned_url(self, key: str, expires_in: int) -> str:
         """A GET URL for ``key``, signed for ``expires_in`` seconds; the server honours Range."""
@@ -281,18 +256,13 @@ class S3Store:
 
 
 class ObjectChunks:
-    """The bytes of one GetObject response, chunk by chunk; closes the body when done.
-
-    ``etag`` and ``last_modified`` come from the same response, for the HTTP layer to pass on.
-    """
+    """The bytes of one GetObject response, chunk by chunk; closes the body when done."""
 
     def __init__(
         self,
         body: StreamingBody | None,
         skip: int,
         remaining: int | None,
-        etag: str | None,
-        last_modified: datetime | None,
         *,
         description: str = "",
     ) -> None:
@@ -300,8 +270,6 @@ class ObjectChunks:
         self._skip = skip
         self._remaining = remaining
         self._description = description
-        self.etag = etag
-        self.last_modified = last_modified
 
     def __iter__(self) -> ObjectChunks:
         return self
