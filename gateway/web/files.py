@@ -7,11 +7,13 @@ store streams from its own chunk iterator on the worker thread.
 
 from __future__ import annotations
 
+import logging
+
 import falcon
 
-from gateway.errors import NotFound, Unavailable
+from gateway.errors import Forbidden, LinkExpired, LinkInvalid, NotFound, Unavailable
 from gateway.recordings import audio_format
-from gateway.remote import RemoteSource
+from gateway.remote import PeerError, RemoteSource
 from gateway.signing import LinkTarget
 from gateway.sources import StoreSource
 from gateway.storage import LocalFile, Presigner
@@ -30,6 +32,8 @@ from gateway.web.ranges import (
 )
 from gateway.web.streams import ChunkStream, FileRange
 
+log = logging.getLogger("gateway")
+
 
 class FileResource:
     def __init__(self, config: WebConfig) -> None:
@@ -43,12 +47,23 @@ class FileResource:
         self._counted(req, resp, signed, body=False)
 
     def _counted(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
+        """Serve, and answer the link's holder in neutral words: a store's own messages name
+        keys and servers (paths, caller numbers), so they go to the server's log only."""
         try:
             self._serve(req, resp, signed, body)
+        except (LinkInvalid, LinkExpired, PeerError):
+            raise  # about the link or the peer site (by its configured name): no store detail
         except Unavailable as exc:  # the store is down: count it for /metrics, answer 503
             source = req.env.get(DETAILS, {}).get("source") or "?"
             self._config.metrics.store_failed(source, exc)
-            raise
+            log.warning("download: %s", exc)
+            raise Unavailable("the file's storage cannot be reached now: try again") from None
+        except NotFound as exc:
+            log.info("download: %s", exc)
+            raise NotFound("the file of this link is not there any more") from None
+        except Forbidden as exc:
+            log.warning("download refused: %s", exc)
+            raise Forbidden("the file of this link cannot be served") from None
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
         signer = self._config.signer

@@ -197,6 +197,30 @@ def test_vanished_file_is_404(start_gateway: Any, tmp_path: Path) -> None:
     answer = requests.get(found["url"], timeout=10)
     assert answer.status_code == 404
     assert answer.json()["status"] == "ERROR"
+    # the holder of a link learns nothing of the storage: no key, no stored name (which
+    # holds the caller's number), no path
+    assert found["name"] not in answer.text
+    assert call.files[0].rsplit("/", 1)[0] not in answer.text
+    assert str(archive.root) not in answer.text
+
+
+def test_file_swapped_for_a_link_out_of_the_root_is_refused_in_neutral_words(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    archive = make_archive(tmp_path / "a")
+    secret = tmp_path / "outside.wav"
+    secret.write_bytes(b"RIFF-not-a-recording-of-this-archive")
+    gw = start_gateway(root=archive)
+    call = archive.call_with(1)
+    (found,) = gw.links(call)
+    path = archive.root / call.files[0]
+    path.unlink()
+    path.symlink_to(secret)
+    answer = requests.get(found["url"], timeout=10)
+    assert answer.status_code == 403
+    assert b"RIFF-not-a-recording" not in answer.content
+    assert found["name"] not in answer.text
+    assert str(tmp_path) not in answer.text
 
 
 def test_expired_link_is_410(start_gateway: Any, archive: Archive) -> None:
