@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
@@ -12,6 +12,7 @@ import tzlocal
 from gateway.errors import UsageError
 
 _CALLID_MAX = 200
+MIN_YEAR, MAX_YEAR = 1970, 9000
 _QM_FORMAT = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(\d{2}:\d{2}:\d{2})$")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
 
@@ -44,6 +45,10 @@ def check_callid(callid: str) -> None:
         raise UsageError(f"the call id is longer than {_CALLID_MAX} characters")
     if any(c in callid for c in "/\\") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in callid):
         raise UsageError("the call id contains '/', '\\' or a control character")
+    if not any(c.isdigit() for c in callid):
+        # Asterisk's ids are epoch.sequence, FreeSWITCH's are UUIDs: a word such as "wav" or
+        # "out" is no call id, and would match a whole archive.
+        raise UsageError("the call id holds no digit: it does not name a call")
 
 
 def check_segment(what: str, value: str) -> None:
@@ -94,6 +99,8 @@ def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
+    if not MIN_YEAR <= parsed.astimezone(UTC).year <= MAX_YEAR:
+        raise UsageError(f"the timestamp {text!r} is out of range ({MIN_YEAR} to {MAX_YEAR})")
     return parsed
 
 
@@ -101,7 +108,16 @@ def search_days(start: datetime, tz: ZoneInfo, lookback: timedelta) -> list[date
     """The PBX-local days to search for a call that started at ``start``.
 
     The call's own day, plus the previous day when it started less than ``lookback`` after
-    midnight and the next day when it started less than ``lookback`` before midnight.
+    midnight and the next day when it started less than ``lookback`` before midnight. Hours are
+    counted on the PBX's wall clock (the clock its folder names follow), so the answer is the
+    same whether the client sent the time with an offset, without one, or as epoch seconds.
     """
-    days = {(start + offset).astimezone(tz).date() for offset in (-lookback, timedelta(), lookback)}
-    return sorted(days)
+    local = start.astimezone(tz).replace(tzinfo=None)
+    day = local.date()
+    since_midnight = local - datetime.combine(day, time())
+    days = [day]
+    if since_midnight < lookback:
+        days.insert(0, day - timedelta(days=1))
+    if timedelta(days=1) - since_midnight < lookback:
+        days.append(day + timedelta(days=1))
+    return days

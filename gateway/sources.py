@@ -19,6 +19,9 @@ from gateway.recordings import CallMatcher, Recording
 from gateway.remote import DEFAULT_PEER_TIMEOUT, SCHEMES, RemoteSource
 from gateway.storage import Store, join_key
 
+MAX_FILES_PER_CALL = 100
+"""A call has a few files (legs, transfers); an id matching more is not a call id."""
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
@@ -55,6 +58,11 @@ class StoreSource:
                             continue
                         if scan.keys is None or scan.keys.fullmatch(entry.key):
                             found[entry.key] = Recording.from_entry(self.id, entry)
+                            if len(found) > MAX_FILES_PER_CALL:
+                                raise UsageError(
+                                    f"more than {MAX_FILES_PER_CALL} files match the call id "
+                                    f"{query.callid!r}: it does not name one call"
+                                )
                 except NotFound:
                     continue  # a day folder that does not exist holds no recordings
         return [found[k] for k in sorted(found)]

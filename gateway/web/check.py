@@ -69,7 +69,7 @@ def report(service: Service) -> int:
 def _today(source: StoreSource, now: datetime, tenant: str | None, service: Service) -> None:
     """Which folders a search for a call started now would list, and how many files are in."""
     settings = service.config.settings
-    query = Query("check", start=now, tenant=tenant)
+    query = Query("0000000000.0", start=now, tenant=tenant)  # any call of today
     days = search_days(now, settings.timezone, settings.lookback)
     try:
         scans = source.layout.scans(query, days)

@@ -61,7 +61,7 @@ def _pairs(text: str) -> dict[str, str]:
 def _json_fields(text: str) -> dict[str, str]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
         raise UsageError("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise UsageError("the JSON body must be an object")

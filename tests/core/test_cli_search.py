@@ -196,6 +196,7 @@ def test_nothing_found_is_exit_status_1(demo: tuple[Path, list[Any]]) -> None:
         (["--path", "{root}", "--callid", ""], b"call id is empty"),
         (["--path", "{root}", "--callid", "../1.1"], b"call id contains"),
         (["--path", "{root}", "--callid", "a\\b"], b"call id contains"),
+        (["--path", "{root}", "--callid", "wav"], b"holds no digit"),
         (["--path", "{root}", "--callid", "1.1", "--timezone", "Mars/Base"], b"time zone"),
         (["--path", "{root}", "--callid", "1.1", "--backend", "tape"], b"unknown backend"),
         (["--path", "{root}/%YY", "--layout", "freepbx", "--callid", "1.1"], b"placeholders"),
@@ -212,3 +213,11 @@ def test_bad_input_is_one_line_and_exit_status_2(
     assert message in done.stderr
     assert b"Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_id_matching_more_than_a_call_is_refused(tmp_path: Path) -> None:
+    for n in range(101):
+        write(tmp_path / f"2026/03/09/q-{n}-1700000000.wav")
+    done = search("--path", str(tmp_path), "--callid", "1700000000")
+    assert done.returncode == 2
+    assert b"more than 100 files match" in done.stderr

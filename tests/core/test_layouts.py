@@ -24,7 +24,7 @@ def test_placeholders_fill_from_each_day() -> None:
 
 def test_month_name_and_tenant_placeholders() -> None:
     pattern = PathPattern("%TE/archive/%YY/%ME/%DD")
-    got = prefixes(pattern, Query("u", tenant="pbx.example.com"), DAYS)
+    got = prefixes(pattern, Query("u1", tenant="pbx.example.com"), DAYS)
     assert got == ["pbx.example.com/archive/2026/Mar/08", "pbx.example.com/archive/2026/Mar/09"]
 
 
@@ -44,7 +44,7 @@ def test_tenants_that_would_change_the_path_are_refused(tenant: str) -> None:
 
 
 def test_without_timestamp_the_fixed_part_is_scanned_with_a_key_filter() -> None:
-    [scan] = PathPattern("%TE/archive/%YY/%ME/%DD").scans(Query("u", tenant="t1"), [])
+    [scan] = PathPattern("%TE/archive/%YY/%ME/%DD").scans(Query("u1", tenant="t1"), [])
     assert scan.prefix == "t1/archive"
     assert scan.recursive
     assert scan.keys is not None
@@ -71,7 +71,7 @@ def test_freepbx_with_days_lists_only_those_day_folders_non_recursively() -> Non
 
 
 def test_fusionpbx_without_tenant_searches_every_domain() -> None:
-    assert prefixes(FUSIONPBX, Query("u"), DAYS[:1]) == ["*/archive/2026/Mar/08"]
+    assert prefixes(FUSIONPBX, Query("u1"), DAYS[:1]) == ["*/archive/2026/Mar/08"]
 
 
 def test_flat_scans_everything() -> None:

@@ -80,3 +80,24 @@ def test_month_end_with_dst_change_in_between() -> None:
     # Europe/Rome switches to summer time on 2026-03-29; 2026-03-31 23:00 is near April.
     days = search_days(local(ROME, 2026, 3, 31, 23, 0), ROME, FOUR_HOURS)
     assert days == [date(2026, 3, 31), date(2026, 4, 1)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-10-25T03:30:00", "2026-10-25T03:30:00+01:00", "2026-10-25T02:30:00Z", "1792895400"],
+)
+def test_the_same_instant_in_any_form_gives_the_same_days_on_a_dst_day(text: str) -> None:
+    # Rome falls back from 03:00 to 02:00 on 2026-10-25: 03:30 is 3.5 wall-clock hours after
+    # midnight, so the previous day is searched too, however the client wrote the time.
+    days = search_days(parse_timestamp(text, ROME), ROME, FOUR_HOURS)
+    assert days == [date(2026, 10, 24), date(2026, 10, 25)]
+
+
+def test_exactly_lookback_before_midnight_searches_its_day_only() -> None:
+    assert search_days(local(ROME, 2026, 3, 9, 20, 0), ROME, FOUR_HOURS) == [date(2026, 3, 9)]
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00Z", "9999-12-31T23:00:00", "1969-12-31"])
+def test_timestamps_out_of_range_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="out of range"):
+        parse_timestamp(text, ROME)
