@@ -18,7 +18,7 @@ from gateway.signing import LinkTarget
 from gateway.sources import StoreSource
 from gateway.storage import LocalFile, Presigner
 from gateway.tenants import check_tenant_key
-from gateway.web.accesslog import DETAILS
+from gateway.web.accesslog import DETAILS, redact
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
 from gateway.web.proxy import peer_file
@@ -49,6 +49,8 @@ class FileResource:
     def _counted(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
         """Serve, and answer the link's holder in neutral words: a store's own messages name
         keys and servers (paths, caller numbers), so they go to the server's log only."""
+        # whatever a file turns out to hold, the browser never runs it as a page of this site
+        resp.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
         try:
             self._serve(req, resp, signed, body)
         except (LinkInvalid, LinkExpired, PeerError):
@@ -69,11 +71,13 @@ class FileResource:
         signer = self._config.signer
         target = signer.verify(signed)
         source = self._sources.get(target.source)
+        remote = isinstance(source, RemoteSource)
         req.env.setdefault(DETAILS, {}).update(
             source=target.source,
-            key=target.key,
+            # a remote file's key is the site's own signed link: never write that down
+            key=redact("/" + target.key) if remote else target.key,
             tenant=target.tenant,
-            range=req.get_header("Range"),
+            range=(req.get_header("Range") or "")[:100] or None,
         )
         if source is None:
             raise NotFound("the file of this link is not served here any more")

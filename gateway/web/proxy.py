@@ -14,21 +14,18 @@ from __future__ import annotations
 import falcon
 
 from gateway.errors import LinkExpired, NotFound
+from gateway.recordings import audio_format
 from gateway.remote import PeerError, RemoteSource, clean_text, stream_body
 from gateway.signing import LinkTarget
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
+from gateway.web.ranges import content_disposition
 from gateway.web.streams import ChunkStream
 
 FORWARDED = ("Range", "If-Range", "If-None-Match", "If-Modified-Since")
-PASSED_BACK = (
-    "Content-Type",
-    "Content-Range",
-    "Accept-Ranges",
-    "ETag",
-    "Last-Modified",
-    "Content-Disposition",
-)
+PASSED_BACK = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
+"""Headers relayed from the site. Content-Type and Content-Disposition are this gateway's own
+(from the file's name): a site must not make this gateway serve HTML or scripts."""
 READ_TIMEOUT = 30.0
 """Seconds a site may stay silent in the middle of a proxied download."""
 _UNKNOWN_LENGTH = 1 << 62
@@ -61,6 +58,10 @@ def peer_file(
         value = upstream.headers.get(name)
         if value is not None:
             resp.set_header(name, value)
+    shown = target.name or target.key.rsplit("/", 1)[-1]
+    fmt = audio_format(shown)
+    resp.content_type = fmt.mime if fmt else "application/octet-stream"
+    resp.set_header("Content-Disposition", content_disposition(shown))
     max_age = max(0, min(config.link_ttl, target.expires - config.signer.now()))
     resp.set_header("Cache-Control", f"private, max-age={max_age}")
     resp.set_header("X-Content-Type-Options", "nosniff")

@@ -241,3 +241,46 @@ def test_the_peer_gets_the_token_the_call_and_the_hop_header(
     assert headers["Authorization"] == f"Bearer {SITE_TOKENS['b']}"
     assert headers["X-Gateway-Via"] == "hub"
     assert HUB_TOKEN not in json.dumps(headers)
+
+
+def test_a_proxied_peer_cannot_make_the_hub_serve_a_page(
+    sites: Sites, start_hub: StartHub, hostile: MakeHostile, tmp_path: Any
+) -> None:
+    # A peer answers a genuine-looking search (site b's answer, its links moved onto the
+    # peer's own address), then serves its "recording" as an HTML page with a script.
+    fetched: list[str] = []
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        if handler.path.startswith("/search"):
+            real = requests.post(
+                f"{sites.url('b')}/search/",
+                data={"token": SITE_TOKENS["b"], "callid": ONLY_B.callid,
+                      "timestamp": ONLY_B.timestamp},
+                timeout=10,
+            )  # fmt: skip
+            moved = real.content.replace(sites.url("b").encode(), evil.url.encode())
+            send(handler, 200, moved, Content_Type="application/json")
+        else:
+            fetched.append(handler.path)
+            page = b"<script>alert(document.domain)</script>"
+            send(handler, 200, page, Content_Type="text/html", Content_Disposition="inline")
+
+    evil = hostile(respond)
+    audit = tmp_path / "audit.jsonl"
+    hub = start_hub(peer(evil.url, "evil"), extra=("--proxy-peers", "--audit-log", str(audit)))
+    [f] = hub.search(ONLY_B)["files"]
+    assert f["url"].startswith(hub.url)
+    answer = requests.get(f["url"], timeout=30)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "audio/wav"  # the hub's own, from the name
+    assert "sandbox" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Content-Disposition"].startswith('inline; filename="call-')
+    # the peer's own signed link is a bearer secret: the hub's audit log never holds it
+    hub.gateway.stop()
+    [path] = fetched
+    peer_signed = path.split("/files/", 1)[1].split("/", 1)[0]
+    assert len(peer_signed) > 40
+    text = audit.read_text()
+    [line] = [json.loads(x) for x in text.splitlines() if '"download"' in x]
+    assert "<redacted>" in line["file"]
+    assert peer_signed not in text
