@@ -58,10 +58,6 @@ def peer_file(
         value = upstream.headers.get(name)
         if value is not None:
             resp.set_header(name, value)
-    shown = target.name or target.key.rsplit("/", 1)[-1]
-    fmt = audio_format(shown)
-    resp.content_type = fmt.mime if fmt else "application/octet-stream"
-    resp.set_header("Content-Disposition", content_disposition(shown))
     max_age = max(0, min(config.link_ttl, target.expires - config.signer.now()))
     resp.set_header("Cache-Control", f"private, max-age={max_age}")
     resp.set_header("X-Content-Type-Options", "nosniff")
@@ -72,6 +68,10 @@ def peer_file(
         upstream.release_conn()
         resp.media = error_body("the range is outside the file")
         return
+    shown = target.name or target.key.rsplit("/", 1)[-1]
+    fmt = audio_format(shown)
+    resp.content_type = fmt.mime if fmt else "application/octet-stream"
+    resp.set_header("Content-Disposition", content_disposition(shown))
     if length is not None and status != 304:
         resp.content_length = length
     if not body or status == 304 or length == 0:
