@@ -78,6 +78,20 @@ def test_bad_urls_are_config_errors_without_the_password(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "smb://rec:Se/cret99@nas.local/calls",  # a '/' in the password, not encoded
+        "smb://rec:Se@cret99@nas.local:99999/calls",  # an '@' in it, and a bad port
+        "smb://rec:Secret99/x@nas.local/calls/CON",
+    ],
+)
+def test_passwords_with_odd_characters_never_show(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_location(url, {}, environ={})
+    assert "cret99" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     "key",
     [
         "../etc/passwd",

@@ -199,10 +199,13 @@ def _read_password_file(name: str) -> str:
 
 
 def _redacted(url: str) -> str:
-    """The URL without the password in its user part."""
+    """The URL without the password in its user part.
+
+    The user part ends at the *last* ``@``: a password may hold ``/`` or ``@`` unencoded, and
+    hiding a little too much of an odd path is better than showing a password.
+    """
     scheme, sep, rest = url.partition("//")
-    authority, slash, tail = rest.partition("/")
-    userinfo, at, hostport = authority.rpartition("@")
+    userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}{sep}{userinfo}{at}{hostport}{slash}{tail}"
+    return f"{scheme}{sep}{userinfo}{at}{after}"
