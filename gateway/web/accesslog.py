@@ -11,6 +11,7 @@ to ``environ[DETAILS]``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import threading
@@ -40,13 +41,23 @@ def redact(path: str) -> str:
     return safe if len(safe) <= _MAX_ROUTE else safe[:_MAX_ROUTE] + "..."
 
 
+def client_address(environ: Environ) -> str:
+    """The client's address for the logs; ``-`` unless it is an IP address (behind a trusted
+    proxy it comes from ``X-Forwarded-For``, which must not write anything else there)."""
+    value = str(environ.get("REMOTE_ADDR") or "")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return "-"
+
+
 class RequestRecord:
     """What is known about one request; observers hear of it once, when its body is done."""
 
     def __init__(self, environ: Environ, observers: tuple[RequestObserver, ...]) -> None:
         self.started = time.monotonic()
         self.at = datetime.now(UTC)
-        self.client = str(environ.get("REMOTE_ADDR") or "-")
+        self.client = client_address(environ)
         self.method = str(environ.get("REQUEST_METHOD") or "-")
         self.path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
         self.route = redact(self.path)

@@ -145,3 +145,23 @@ def test_check_fails_with_status_2_for_bad_configuration(
     assert done.returncode == 2
     assert message in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_the_logged_client_is_the_proxy_given_address_and_nothing_else(
+    start_gateway: Any, archive: Archive, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    gw = start_gateway("--audit-log", str(audit))  # trusts X-Forwarded-For from 127.0.0.1
+    call = archive.call_with(1)
+    for forwarded in ("203.0.113.7", "<script> 1.2.3.4 200 fake-line"):
+        gw_answer = requests.post(
+            f"{gw.url}/search/",
+            data={"token": TOKEN, "callid": call.callid},
+            headers={"X-Forwarded-For": forwarded},
+            timeout=10,
+        )
+        assert gw_answer.status_code == 200
+    gw.stop()
+    clients = [line["client"] for line in audit_lines(audit)]
+    assert clients == ["203.0.113.7", "-"]
+    assert "<script>" not in gw.log()
