@@ -50,7 +50,7 @@ class StoreSource:
         matches = CallMatcher(query.callid)
         found: dict[str, Recording] = {}
         for scan in scans:
-            for folder in self._expand(scan.prefix):
+            for folder in self.expand(scan.prefix):
                 try:
                     listing = self.store.list(folder, recursive=scan.recursive, match=matches)
                     for entry in listing:
@@ -67,7 +67,7 @@ class StoreSource:
                     continue  # a day folder that does not exist holds no recordings
         return [found[k] for k in sorted(found)]
 
-    def _expand(self, prefix: str) -> Iterator[str]:
+    def expand(self, prefix: str) -> Iterator[str]:
         """Replace ``*`` segments by every folder at that level."""
         if WILDCARD not in prefix.split("/"):
             yield prefix
@@ -79,7 +79,7 @@ class StoreSource:
         except NotFound:
             return
         for name in sorted(folders):
-            yield from self._expand(join_key(base, name) + tail)
+            yield from self.expand(join_key(base, name) + tail)
 
     def close(self) -> None:
         self.store.close()

@@ -76,10 +76,13 @@ def _today(source: StoreSource, now: datetime, tenant: str | None, service: Serv
     except UsageError as exc:
         click.echo(f"  today: {exc}")
         return
-    for scan in scans:
-        where = (scan.prefix or "(the root)") + (" and below" if scan.recursive else "")
+    folders = [(f, scan.recursive) for scan in scans for f in source.expand(scan.prefix)]
+    if not folders:
+        click.echo("  today: no folder of today exists yet (no call recorded today?)")
+    for folder, recursive in folders:
+        where = (folder or "(the root)") + (" and below" if recursive else "")
         try:
-            listing = source.store.list(scan.prefix, recursive=scan.recursive)
+            listing = source.store.list(folder, recursive=recursive)
             count = sum(1 for _ in itertools.islice(listing, LISTING_LIMIT))
         except NotFound:
             click.echo(f"  today: {where} does not exist yet (no call recorded today?)")

@@ -138,6 +138,10 @@ class FileResource:
                 handle = store.local_path(key).open("rb")
             except FileNotFoundError:
                 raise NotFound(f"no file {key!r}") from None
+            except PermissionError:
+                raise Forbidden(f"cannot read {key!r}") from None
+            except OSError as exc:
+                raise Unavailable(f"{store.description}: {exc.strerror}") from None
             resp.stream = FileRange(handle, part.start, part.end + 1)
         else:
             chunks = store.open(key, part.start, part.end + 1)

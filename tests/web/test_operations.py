@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from gateway.layouts import MONTHS
 from tests.conftest import free_port, run_gateway
 from tests.web.conftest import TOKEN, TZ, Archive
 
@@ -165,3 +168,15 @@ def test_the_logged_client_is_the_proxy_given_address_and_nothing_else(
     clients = [line["client"] for line in audit_lines(audit)]
     assert clients == ["203.0.113.7", "-"]
     assert "<script>" not in gw.log()
+
+
+def test_check_expands_the_domains_of_the_fusionpbx_layout(tmp_path: Path) -> None:
+    today = datetime.now(ZoneInfo(TZ))
+    day = f"{today.year}/{MONTHS[today.month - 1]}/{today.day:02d}"
+    folder = tmp_path / "acme.example" / "archive" / day
+    folder.mkdir(parents=True)
+    (folder / "0b4a6a36-1111.wav").write_bytes(b"RIFF")
+    done = check("--path", str(tmp_path), "--layout", "fusionpbx", "--token", TOKEN)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr
+    assert f"today: acme.example/archive/{day} holds 1 entries" in out
