@@ -298,7 +298,7 @@ def get_command(configured: Configured, key: str | None, output: str, **params: 
     target = Path(output)
     if len(found) > 1 or target.is_dir():
         target.mkdir(parents=True, exist_ok=True)
-        destinations = [target / r.name for r in found]
+        destinations = [target / name for name in _distinct_names(found)]
     else:
         destinations = [target]
     for recording, destination in zip(found, destinations, strict=True):
@@ -330,20 +330,37 @@ def _stat_key(configured: Configured, key: str) -> Recording:
 
 def _write(chunks: Iterator[bytes], destination: Path) -> None:
     """Write atomically: a partial download never takes the place of a good file."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    tmp: str | None = None
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
         os.replace(tmp, destination)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def _distinct_names(recordings: Sequence[Recording]) -> list[str]:
+    """Each recording's name, with ``-2``, ``-3``... before the extension where names repeat
+    (the same call in two sources, or in two folders of one)."""
+    seen: dict[str, int] = {}
+    names = []
+    for recording in recordings:
+        name = recording.name
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem}-{seen[name]}{dot}{ext}" if dot else f"{name}-{seen[name]}"
+        names.append(name)
+    return names
 
 
 @main.command("plugins")

@@ -221,3 +221,14 @@ def test_an_id_matching_more_than_a_call_is_refused(tmp_path: Path) -> None:
     done = search("--path", str(tmp_path), "--callid", "1700000000")
     assert done.returncode == 2
     assert b"more than 100 files match" in done.stderr
+
+
+def test_get_keeps_files_of_the_same_name_apart(tmp_path: Path) -> None:
+    write(tmp_path / "a/1700000000.6-in.wav", b"RIFF-from-a")
+    write(tmp_path / "b/1700000000.6-in.wav", b"RIFF-from-b")
+    out = tmp_path / "out"
+    done = run_gateway("get", "--path", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--search-all",
+                       "--callid", "1700000000.6", "-o", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert got == {"1700000000.6-in.wav": b"RIFF-from-a", "1700000000.6-in-2.wav": b"RIFF-from-b"}
