@@ -279,11 +279,6 @@ class RemoteSource:
     def check(self) -> None:
         """Nothing to check ahead: a peer that is down shows up as an error of each search."""
 
-    def find(self, query: Query, days: Sequence[object] = ()) -> list[Recording]:
-        """The recordings the peer finds (``PeerError`` when it cannot be asked)."""
-        answer = self.search(query, via=[via_id(None)], deadline=time.monotonic() + self.timeout)
-        return list(answer.recordings)
-
     def search(self, query: Query, *, via: Sequence[str], deadline: float) -> PeerAnswer:
         """Ask the peer, within ``deadline`` (a ``time.monotonic()`` value)."""
         fields: dict[str, str] = {"callid": query.callid}

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 
-from gateway.errors import ConfigError, NotFound, UsageError
+from gateway.errors import NotFound, UsageError
 from gateway.layouts import WILDCARD, Layout, PathPattern, has_placeholders
 from gateway.plugins import Plugins
 from gateway.query import Query
@@ -148,10 +148,3 @@ def open_sources(
             source_id = f"{base_id}#{n}"
         sources.append(StoreSource(source_id, store, source_layout))
     return sources
-
-
-def find_source(sources: Sequence[Source], source_id: str) -> Source:
-    for source in sources:
-        if source.id == source_id:
-            return source
-    raise ConfigError(f"no source {source_id!r} is configured")

@@ -321,7 +321,7 @@ def serve_command(**options: Any) -> None:
         sources = ", ".join(s.id for s in config.sources)
         click.echo(
             f"gateway: serving on {_address(server)} | sources: {sources} | "
-            f"layout: {config.layout or 'flat'} | links valid {config.link_ttl}s"
+            f"layout: {_layout_text(config)} | links valid {config.link_ttl}s"
             + (f" at {config.public_url}" if config.public_url else ""),
         )
         sys.stdout.flush()
@@ -335,6 +335,14 @@ def serve_command(**options: Any) -> None:
         click.echo("gateway: stopped")
     finally:
         service.close()
+
+
+def _layout_text(config: WebConfig) -> str:
+    """``--layout``, or what the sources' paths say (their placeholders are their layout)."""
+    if config.layout:
+        return config.layout
+    patterned = any("%" in source.id for source in config.sources)
+    return "placeholders of each path" if patterned else "flat"
 
 
 def _address(server: Any) -> str:
