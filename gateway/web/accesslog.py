@@ -72,6 +72,11 @@ class RequestRecord:
         for observer in observers:
             observer.started(self)
 
+    @property
+    def when(self) -> str:
+        """When the request arrived, ISO 8601 UTC to the second (as every log line writes it)."""
+        return self.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def finish(self) -> None:
         with self._lock:
             if self._done:
@@ -102,7 +107,7 @@ class AccessLine:
     def finished(self, request: RequestRecord) -> None:
         log.info(
             "%s %s %s %s %s %d %.1fms",
-            request.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            request.when,
             request.client,
             request.method,
             request.route,

@@ -62,7 +62,7 @@ class AuditLog:
         if event is None or request.method == "HEAD":
             return
         line: dict[str, object] = {
-            "time": request.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": request.when,
             "event": event,
             "client": request.client,
             "tenant": request.details.get("tenant"),
