@@ -14,6 +14,10 @@ below, published in the entry-point group ``gateway.plugins``::
     def gateway_store_types():
         return [StoreType(scheme="zip", factory=ZipStore.from_url, description="ZIP archives")]
 
+This is version ``CONTRACT_VERSION`` of the plugin contract: store factories receive a parsed
+``SourceURL`` (version 1 gave them the raw string and an option dictionary), layout factories
+receive their options, and ``Store.open`` returns a closeable ``ByteStream``.
+
 Each hook returns a list of frozen dataclasses that describe what the plugin adds. Names must be
 unique across all installed plugins: two plugins claiming the same scheme or layout name stop
 the gateway with an error naming both packages. See docs/plugins.md for the whole guide.
@@ -23,24 +27,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from gateway.layouts import Layout
-    from gateway.storage import Store
+from gateway.layout import Layout
+from gateway.sourceurl import SourceURL
+from gateway.storage import Store
 
+CONTRACT_VERSION = 2
+"""Bumped when a change to the hooks, ``Store``, ``Layout`` or ``SourceURL`` breaks plugins."""
 PROJECT = "gateway"
 ENTRY_POINT_GROUP = "gateway.plugins"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-StoreFactory = Callable[[str, Mapping[str, str]], "Store"]
-"""Builds a store from a source URL's fixed part (``smb://host/share/dir?encrypt=1``) and the
-store options the user gave (``--option KEY=VALUE`` and the named shortcuts). It must not touch
-the network: the gateway calls ``Store.check()`` when it needs to know the store works."""
+StoreFactory = Callable[[SourceURL], Store]
+"""Builds a store from a source's URL (its fixed part, ``smb://host/share/dir?encrypt=1``),
+parsed by the gateway, with the store options the user gave for this scheme. It must not touch
+the network: the gateway calls ``Store.check()`` when it needs to know the store works. It
+raises ``ConfigError`` for a URL or option it cannot use (never quoting a secret)."""
+
+LayoutFactory = Callable[[Mapping[str, str]], Layout]
+"""Builds a layout from its options: ``--option NAME_KEY=VALUE`` for the layout ``NAME``, given
+as ``{"KEY": "VALUE"}``. Raises ``ConfigError`` for an option it does not know."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class LayoutType:
     """A named way recordings are arranged below a source's root (``--layout NAME``)."""
 
     name: str
-    factory: Callable[[], Layout]
+    factory: LayoutFactory
     description: str
 
 

@@ -31,7 +31,7 @@ import urllib3
 from gateway.errors import GatewayError, Unavailable, UsageError
 from gateway.query import Query
 from gateway.recordings import Recording, audio_format
-from gateway.secret_files import read_token_file
+from gateway.secret_files import read_secret_file
 
 SCHEMES = {"gateway+http": "http", "gateway+https": "https"}
 """``--path`` schemes of a remote gateway, and the HTTP scheme each stands for."""
@@ -228,7 +228,7 @@ def token_env_name(site: str) -> str:
 
 def _peer_token(site: str, token_file: str | None, environ: Mapping[str, str]) -> str:
     if token_file:
-        return read_token_file(token_file, f"token file of site {site}")
+        return read_secret_file(token_file, f"token file of site {site}")
     token = environ.get(token_env_name(site), "").strip()
     if not token:
         raise UsageError(

@@ -9,7 +9,9 @@ containing ``.`` or ``..`` segments, backslashes or NUL (``""`` is the root itse
 - MUST translate its SDK's errors into ``gateway.errors``: a missing key or folder is
   ``NotFound``, an unreachable server or refused credentials ``Unavailable``, a key it refuses
   ``Forbidden``;
-- MUST stream: ``open`` yields chunks and never reads a whole file into memory;
+- MUST stream: ``open`` returns a ``ByteStream`` of chunks and never reads a whole file (or a
+  whole range) into memory; the gateway always closes it, read to the end or not, and closing
+  releases whatever it holds (a file handle, a pooled connection);
 - MUST never write, move or delete anything.
 
 A store MAY also provide ``local_path`` (see ``LocalFile``) when its files are real local files,
@@ -30,6 +32,22 @@ NameFilter = Callable[[str], bool]
 
 CHUNK_SIZE = 256 * 1024
 """Suggested size of the chunks a store yields from ``open``."""
+
+
+@runtime_checkable
+class ByteStream(Protocol):
+    """What ``Store.open`` returns: an iterator of ``bytes`` chunks that can be closed early.
+
+    A generator function satisfies it (annotate it ``Generator[bytes, None, None]``; put the
+    clean-up in a ``finally``). ``close()`` may be called at any point, more than once, and
+    must release the stream's resources even when nothing was read.
+    """
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,11 +99,13 @@ class Store(Protocol):
     def stat(self, key: str) -> Entry:
         """Return the file at ``key``; ``NotFound`` if it is missing or is a folder."""
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Yield the bytes ``start`` up to ``end`` (exclusive; ``None`` = end of file) in chunks.
+    def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
+        """Stream the bytes ``start`` up to ``end`` (exclusive; ``None`` = end of file) in
+        chunks of about ``CHUNK_SIZE``, reading from the back-end only what the range needs.
 
         Errors that can be known before the first byte (missing key, unreachable server) are
-        raised by this call itself, not by the first ``next()``.
+        raised by this call itself, not by the first ``next()``. Errors while streaming are
+        the gateway's errors too (``Unavailable`` for a connection lost mid-way).
         """
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from click.core import ParameterSource
 
 from gateway.cli import Configured, F, configure, proxy_peers_option, source_options
 from gateway.errors import ConfigError, Unavailable, UsageError
-from gateway.secret_files import read_token_file
+from gateway.secret_files import read_secret_file
 from gateway.signing import LinkSigner
 from gateway.tenants import TenantRegistry, check_tenant_sources, install_reload
 from gateway.web.accesslog import RequestObserver
@@ -71,7 +71,7 @@ def resolve_token(
     for kind, value in candidates:
         if not value:
             continue
-        return read_token_file(value) if kind == "token_file" else value
+        return read_secret_file(value) if kind == "token_file" else value
     raise UsageError(
         f"no token: give --token, --token-file or the {TOKEN_ENV} environment variable "
         "(the gateway will not serve without one)"
@@ -81,7 +81,7 @@ def resolve_token(
 def _metrics_token(path: str | None) -> str | None:
     """``--metrics-token-file``, else ``GATEWAY_METRICS_TOKEN``; ``None``: no /metrics."""
     if path:
-        return read_token_file(path)
+        return read_secret_file(path)
     return os.environ.get(METRICS_TOKEN_ENV, "").strip() or None
 
 

@@ -1,31 +1,23 @@
-"""Path layouts: from what a client knows about a call to the few folders worth listing.
-
-A layout never lists anything itself: it returns ``Scan`` values (a folder, whether to descend,
-which keys count) and the search walks them. The built-in layouts, and source paths with
-Uniloader placeholders, are all ``PathPattern`` values:
+"""Uniloader placeholders: folder patterns such as ``%TE/archive/%YY/%ME/%DD``.
 
 - ``%YY`` year, ``%MM`` month (01-12), ``%DD`` day (01-31), ``%ME`` month as ``Jan``..``Dec``,
   filled from the call's start in the PBX's time zone, one folder per day searched;
 - ``%TE`` the tenant.
 
 Without a start time, the folders before the first date placeholder are scanned in full and
-only keys whose folders fit the pattern count.
+only keys whose folders fit the pattern count. Source paths with placeholders and the built-in
+layouts (``gateway.builtin_layouts``) are all ``PathPattern`` values.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
 
 from gateway.errors import UsageError
-from gateway.hookspecs import LayoutType, hookimpl
+from gateway.layout import WILDCARD, Scan
 from gateway.query import Query
-
-WILDCARD = "*"
-"""A prefix segment that stands for every folder at that level."""
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _PLACEHOLDER = re.compile(r"%(YY|MM|DD|ME|TE)")
@@ -37,31 +29,6 @@ _FIELD_REGEX = {
     "ME": "(?:" + "|".join(MONTHS) + ")",
     "TE": r"[^/]+",
 }
-
-
-@dataclass(frozen=True)
-class Scan:
-    """One folder to list, relative to the source's root."""
-
-    prefix: str
-    """Folder key; a segment ``*`` stands for every folder at that level."""
-    recursive: bool = False
-    """List every file below ``prefix``, not just the ones directly in it."""
-    keys: re.Pattern[str] | None = None
-    """When set, only files whose whole key matches count (used by full scans)."""
-
-
-class Layout(Protocol):
-    """Turns a query into the folders to look in. Must be stateless and thread-safe."""
-
-    def scans(self, query: Query, days: Sequence[date]) -> Sequence[Scan]:
-        """Return the folders to list for ``query``.
-
-        ``days`` are the PBX-local days the call may be filed under (its start day and, near
-        midnight, the neighbouring one), or empty when the client sent no start time. Raise
-        ``UsageError`` when the query lacks something the layout cannot do without.
-        """
-        ...
 
 
 def has_placeholders(text: str) -> bool:
@@ -92,8 +59,11 @@ class PathPattern:
             return [Scan(self._fill(None, tenant), recursive=self.recursive)]
         return [self._full_scan(tenant)]
 
-    def tenant_keys(self, tenant: str) -> re.Pattern[str]:
-        """What every key this pattern files under ``tenant`` matches (whole key, any day)."""
+    def tenant_keys(self, tenant: str) -> re.Pattern[str] | None:
+        """What every key this pattern files under ``tenant`` matches (whole key, any day);
+        ``None`` when the pattern has no ``%TE`` (tenants are not kept apart)."""
+        if "%TE" not in self.pattern:
+            return None
         keys = self._full_scan(tenant).keys
         assert keys is not None
         return keys
@@ -139,26 +109,3 @@ class PathPattern:
         tail = r"/.+" if self.recursive else r"/[^/]+"
         regex = "/".join(segment_regex(s) for s in segments) + tail
         return Scan("/".join(fixed), recursive=True, keys=re.compile(regex))
-
-
-FLAT = PathPattern("")
-FREEPBX = PathPattern("%YY/%MM/%DD", recursive=False)
-FUSIONPBX = PathPattern("%TE/archive/%YY/%ME/%DD", recursive=False, tenant_optional=True)
-
-
-@hookimpl
-def gateway_layouts() -> Sequence[LayoutType]:
-    return [
-        LayoutType("flat", lambda: FLAT, "every folder below the root, recursively (default)"),
-        LayoutType(
-            "freepbx",
-            lambda: FREEPBX,
-            "FreePBX/Issabel: YYYY/MM/DD/<type>-<to>-<from>-<date>-<time>-<uniqueid>.<ext>",
-        ),
-        LayoutType(
-            "fusionpbx",
-            lambda: FUSIONPBX,
-            "FusionPBX/FreeSWITCH: <domain>/archive/YYYY/Mon/DD/<uuid>.<ext>; "
-            "the tenant is the domain",
-        ),
-    ]
