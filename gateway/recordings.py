@@ -69,20 +69,39 @@ class CallMatcher:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """Where a recording found by another gateway lives: the site and its own signed link."""
+
+    site: str
+    url: str
+    """The site's own link, checked to be on the site's URL."""
+    expires: datetime
+    name: str
+    """The file name the site gave."""
+
+
+@dataclass(frozen=True)
 class Recording:
     """One audio file of a call, found in one source."""
 
     source: str
-    """The source's id (its safe description), used to sign links and to fetch the bytes."""
+    """The id of the source that found it, used to sign links and to fetch the bytes."""
     key: str
+    """The key in that source (for a file at another site: its link's path there)."""
     size: int
     mtime: datetime
     format: str
     mime: str
     empty: bool
+    elsewhere: Elsewhere | None = None
+    """Set for a file at another gateway (federation); ``None`` for this gateway's files."""
+    duration: float | None = None
+    """Seconds of audio when the source already knows it (a peer's answer); else ``None``."""
 
     @property
     def name(self) -> str:
+        if self.elsewhere is not None:
+            return self.elsewhere.name
         return self.key.rsplit("/", 1)[-1]
 
     @classmethod
@@ -101,13 +120,24 @@ class Recording:
         )
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "name": self.name,
             "key": self.key,
             "source": self.source,
             "size": self.size,
-            "mtime": self.mtime.isoformat().replace("+00:00", "Z"),
+            "mtime": _iso(self.mtime),
             "type": self.mime,
             "format": self.format,
             "empty": self.empty,
         }
+        if self.elsewhere is not None:
+            data.update(
+                site=self.elsewhere.site,
+                url=self.elsewhere.url,
+                expires=_iso(self.elsewhere.expires),
+            )
+        return data
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

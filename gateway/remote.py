@@ -1,10 +1,11 @@
 """Remote sources: another gateway, searched over HTTP (federation).
 
 ``--path 'file:/var/spool/asterisk/monitor,gateway+https://milan.example.com?site=milan'``
-makes the gateway at Milan one more source. A ``RemoteSource`` has the search-facing interface
-of a ``StoreSource`` (``id``, ``find``, ``check``, ``close``) but no store: the peer does its own
-searching, with its own layout and time zone, and answers with its own signed links. Stores are
-byte-level and local; a remote source is search-level.
+makes the gateway at Milan one more source. A ``RemoteSource`` keeps the source contract
+(``gateway.source``) but has no store: the peer does its own searching, with its own layout and
+time zone, and answers with its own signed links, which this gateway's links open as a
+``PeerFile`` (redirected to, or relayed with ``--proxy-peers``). Stores are byte-level and
+local; a remote source is search-level.
 
 Nothing a peer says is trusted before it is checked: the answer's size is bounded, its JSON
 shape is validated field by field, and every link must be on the peer's own URL (same scheme,
@@ -20,9 +21,9 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,8 +31,10 @@ import urllib3
 
 from gateway.errors import GatewayError, Unavailable, UsageError
 from gateway.query import Query
-from gateway.recordings import Recording, audio_format
+from gateway.recordings import Elsewhere, Recording, audio_format
 from gateway.secret_files import read_secret_file
+from gateway.source import Found, SiteError
+from gateway.storage import ByteStream
 
 SCHEMES = {"gateway+http": "http", "gateway+https": "https"}
 """``--path`` schemes of a remote gateway, and the HTTP scheme each stands for."""
@@ -69,44 +72,6 @@ class PeerError(Unavailable):
         super().__init__(f"site {site}: {reason}")
         self.site = site
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class SiteError:
-    """One site that could not contribute to a search, and why (for the answer's ``errors``)."""
-
-    site: str | None
-    error: str
-
-    def to_json(self) -> dict[str, object]:
-        return {"site": self.site, "error": self.error}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RemoteRecording(Recording):
-    """A recording found by a peer gateway: ``key`` is its link's path on that peer."""
-
-    label: str
-    """The file name the peer gave."""
-    url: str
-    """The peer's own signed link, checked to be on the peer's URL."""
-    expires: datetime
-    site: str
-
-    @property
-    def name(self) -> str:
-        return self.label
-
-    def to_json(self) -> dict[str, object]:
-        data = super().to_json()
-        data.update(site=self.site, url=self.url, expires=_iso(self.expires))
-        return data
-
-
-@dataclass(frozen=True)
-class PeerAnswer:
-    recordings: list[RemoteRecording]
-    errors: list[SiteError]
 
 
 def via_id(site: str | None) -> str:
@@ -246,6 +211,8 @@ def _safe(item: str) -> str:
 class RemoteSource:
     """Another gateway, searched over HTTP. Thread-safe (urllib3's pool is)."""
 
+    federated = True
+
     def __init__(
         self,
         id: str,
@@ -276,11 +243,29 @@ class RemoteSource:
     def __repr__(self) -> str:
         return f"RemoteSource({self.id!r}, site={self.site!r})"
 
+    @property
+    def label(self) -> str:
+        return f"site {self.site} at {self.peer.base}"
+
     def check(self) -> None:
         """Nothing to check ahead: a peer that is down shows up as an error of each search."""
 
-    def search(self, query: Query, *, via: Sequence[str], deadline: float) -> PeerAnswer:
-        """Ask the peer, within ``deadline`` (a ``time.monotonic()`` value)."""
+    def file(self, key: str, *, tenant: str | None) -> PeerFile:
+        return PeerFile(self, key)
+
+    def duration(self, recording: Recording) -> float | None:
+        return recording.duration
+
+    def separates_tenants(self) -> bool:
+        return False
+
+    def inspect(self, query: Query, days: Sequence[date]) -> Iterator[str]:
+        return iter(())
+
+    def search(
+        self, query: Query, days: Sequence[date] = (), *, via: Sequence[str], deadline: float
+    ) -> Found:
+        """Ask the peer, within ``deadline`` (a ``time.monotonic()`` value); its own days."""
         fields: dict[str, str] = {"callid": query.callid}
         if query.start is not None:
             fields["timestamp"] = query.start.isoformat()
@@ -372,7 +357,7 @@ class RemoteSource:
         except urllib3.exceptions.HTTPError as exc:
             raise PeerError(self.site, f"cannot be reached ({_reason(exc)})") from None
 
-    def download(self, path: str, read_timeout: float = 30.0) -> Iterator[bytes]:
+    def download(self, path: str, read_timeout: float = 30.0) -> ByteStream:
         """The whole file behind a link path of this peer, in chunks (``gateway get``)."""
         resp = self.fetch(path, "GET", {}, read_timeout)
         if resp.status != 200:
@@ -385,7 +370,23 @@ class RemoteSource:
         self._pool.clear()
 
 
-def stream_body(resp: urllib3.BaseHTTPResponse, site: str) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class PeerFile:
+    """What a link of this gateway to a file at another site opens: the site's own link path."""
+
+    peer: RemoteSource
+    path: str
+    """The site's link path, below its URL (from a checked answer)."""
+
+    @property
+    def url(self) -> str:
+        return f"{self.peer.peer.base}/{self.path}"
+
+    def open(self) -> ByteStream:
+        return self.peer.download(self.path)
+
+
+def stream_body(resp: urllib3.BaseHTTPResponse, site: str) -> Generator[bytes, None, None]:
     """A peer's response body in chunks; the connection is released (or dropped, when the
     consumer stops early) when the generator ends or is closed."""
     complete = False
@@ -452,7 +453,7 @@ class _Invalid(Exception):
     pass
 
 
-def parse_answer(data: bytes, peer: PeerURL, site: str, source_id: str) -> PeerAnswer:
+def parse_answer(data: bytes, peer: PeerURL, site: str, source_id: str) -> Found:
     """Check a peer's search answer and turn it into recordings; ``PeerError`` if unusable."""
     try:
         body = json.loads(data)
@@ -464,7 +465,7 @@ def parse_answer(data: bytes, peer: PeerURL, site: str, source_id: str) -> PeerA
         raise PeerError(site, f"invalid answer: {exc}") from None
 
 
-def _parse(body: Any, peer: PeerURL, site: str, source_id: str) -> PeerAnswer:
+def _parse(body: Any, peer: PeerURL, site: str, source_id: str) -> Found:
     if not isinstance(body, dict):
         raise _Invalid("not a JSON object")
     if body.get("status") != "OK":
@@ -488,10 +489,10 @@ def _parse(body: Any, peer: PeerURL, site: str, source_id: str) -> PeerAnswer:
             raise _Invalid("malformed errors entry")
         inner = clean_text(item["site"], 64) if item["site"] else "local"
         errors.append(SiteError(f"{site}/{inner}", clean_text(item["error"])))
-    return PeerAnswer(recordings, errors)
+    return Found(recordings, errors)
 
 
-def _recording(item: Any, peer: PeerURL, site: str, source_id: str) -> RemoteRecording:
+def _recording(item: Any, peer: PeerURL, site: str, source_id: str) -> Recording:
     if not isinstance(item, dict):
         raise _Invalid("a file is not an object")
     name, url, size, empty = item.get("name"), item.get("url"), item.get("size"), item.get("empty")
@@ -515,7 +516,12 @@ def _recording(item: Any, peer: PeerURL, site: str, source_id: str) -> RemoteRec
         raise _Invalid("a file size is not a whole number")
     if not isinstance(empty, bool):
         raise _Invalid("empty is not true or false")
-    return RemoteRecording(
+    duration = item.get("duration")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0
+    ):
+        raise _Invalid("a duration is not a number of seconds")
+    return Recording(
         source=source_id,
         key=path,
         size=size,
@@ -523,10 +529,8 @@ def _recording(item: Any, peer: PeerURL, site: str, source_id: str) -> RemoteRec
         format=fmt.format,
         mime=fmt.mime,
         empty=empty,
-        label=name,
-        url=url,
-        expires=_time(item.get("expires"), "expires"),
-        site=site,
+        elsewhere=Elsewhere(site, url, _time(item.get("expires"), "expires"), name),
+        duration=None if duration is None else float(duration),
     )
 
 

@@ -1,41 +1,40 @@
-"""Searching the configured sources for a call, first to last.
+"""Searching the configured sources for a call, first to last, in one loop.
 
-Local sources (stores) are searched on the calling thread. Remote sources (other gateways)
-are all asked at once, each on a short-lived daemon thread, as soon as the search starts, and
-share one deadline (``peer_timeout``). The answer is then assembled in ``--path`` order, so the
-order semantics do not change: without ``search_all`` the first source (local or remote) that
-finds the call wins, whichever answered first. A remote site that fails or misses the
-deadline never fails the search: it becomes an entry of ``SearchResult.errors``.
+Sources at other sites (``Source.federated``: other gateways) are all asked at once, on a
+bounded executor that lives as long as the ``Searcher``, as soon as the search starts, and
+share one deadline (``peer_timeout``). The other sources are searched on the calling thread.
+The answer is assembled in ``--path`` order, so without ``search_all`` the first source that
+finds the call wins, whichever answered first.
+
+A source that fails (any error but a ``UsageError``, which is the caller's mistake) never
+hides what the others find: it becomes an entry of ``SearchResult.errors`` and the search goes
+on. When nothing is found and a source failed, the answer cannot say "no recording": without
+federated sources that is ``Unavailable`` (HTTP 503, exit status 3); with them the answer lists
+the errors, as federation promises its clients.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import partial
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from gateway.errors import Unavailable
+from gateway.errors import GatewayError, Unavailable, UsageError
 from gateway.query import Query, search_days
 from gateway.recordings import Recording
-from gateway.remote import (
-    DEFAULT_PEER_TIMEOUT,
-    PeerAnswer,
-    PeerError,
-    RemoteSource,
-    SiteError,
-    via_id,
-)
-from gateway.sources import Source, StoreSource
+from gateway.remote import DEFAULT_PEER_TIMEOUT, PeerError, via_id
+from gateway.source import Found, SiteError, Source
+
+log = logging.getLogger("gateway.search")
 
 DEFAULT_LOOKBACK = timedelta(hours=4)
-T = TypeVar("T")
+MAX_CONCURRENT_ASKS = 16
+"""Federated sources asked at once, over all searches; more wait for a free worker."""
 
 
 @dataclass(frozen=True)
@@ -58,117 +57,150 @@ class SearchSettings:
 class SearchResult:
     recordings: list[Recording]
     errors: list[SiteError] = field(default_factory=list)
-    """Sites that could not be searched (only with remote sources), in ``--path`` order."""
-
-
-def search(sources: Sequence[Source], query: Query, settings: SearchSettings) -> list[Recording]:
-    """The recordings of the call: those of the first source that has any (or of all)."""
-    return find_call(sources, query, settings).recordings
+    """Sources and sites that could not be searched, in ``--path`` order."""
 
 
 SourceObserver = Callable[[str, float, Exception | None], None]
 """Told of each source searched: its id, the seconds it took, and its error if it failed."""
 
 
-def find_call(
-    sources: Sequence[Source],
-    query: Query,
-    settings: SearchSettings,
-    *,
-    via: Sequence[str] | None = None,
-    observe: SourceObserver | None = None,
-) -> SearchResult:
-    """Search every source as ``search`` does, and say which sources failed.
+class Searcher:
+    """Searches a list of sources. Thread-safe; ``close`` ends its executor and the sources."""
 
-    A source that cannot be searched (an unreachable store, a failing site) never hides what
-    the others find: it becomes an entry of ``errors`` and the search goes on. When nothing is
-    found and a source failed, the answer cannot say "no recording": without remote sites
-    that is ``Unavailable`` (HTTP 503, exit status 3); with remote sites the answer lists the
-    errors, as federation promises its clients. ``via`` lists the gateways the search passed
-    through, this one last (``X-Gateway-Via``); by default only this one.
-    """
-    days = search_days(query.start, settings.timezone, settings.lookback) if query.start else []
-    remotes = [s for s in sources if isinstance(s, RemoteSource)]
-    path = list(via) if via is not None else [via_id(settings.site)]
-    deadline = time.monotonic() + settings.peer_timeout
-    pending: dict[str, Future[PeerAnswer]] = {
-        remote.id: _in_thread(partial(remote.search, query, via=path, deadline=deadline))
-        for remote in remotes
-    }
-    local: dict[str, list[Recording] | SiteError] = {}
-    for source in sources:
-        if isinstance(source, StoreSource):
-            local[source.id] = _find_local(source, query, days, settings.site, observe)
-            got = local[source.id]
-            if got and not isinstance(got, SiteError) and not settings.search_all:
-                break  # later local sources cannot win any more
-    found: list[Recording] = []
-    errors: list[SiteError] = []
-    for source in sources:
-        if isinstance(source, RemoteSource):
-            outcome = _wait(pending[source.id], deadline, source.site, settings.peer_timeout)
-            if isinstance(outcome, SiteError):
-                errors.append(outcome)
-                continue
+    def __init__(self, sources: Sequence[Source], settings: SearchSettings) -> None:
+        self.sources = list(sources)
+        self.settings = settings
+        self._by_id = {source.id: source for source in self.sources}
+        federated = sum(1 for source in self.sources if source.federated)
+        self._executor = (
+            ThreadPoolExecutor(min(MAX_CONCURRENT_ASKS, 4 * federated), "gateway-peer")
+            if federated
+            else None
+        )
+
+    def source(self, id: str) -> Source | None:
+        """The source a link names, if it is still configured."""
+        return self._by_id.get(id)
+
+    def find(
+        self,
+        query: Query,
+        *,
+        via: Sequence[str] | None = None,
+        observe: SourceObserver | None = None,
+    ) -> SearchResult:
+        """The call's recordings: those of the first source that has any (or of all, with
+        ``search_all``), and the sources that failed. ``via`` lists the gateways the search
+        passed through, this one last (``X-Gateway-Via``); by default only this one."""
+        settings = self.settings
+        days = search_days(query.start, settings.timezone, settings.lookback) if query.start else []
+        path = list(via) if via is not None else [via_id(settings.site)]
+        deadline = time.monotonic() + settings.peer_timeout
+        asked: dict[str, Future[Found]] = {}
+        if self._executor is not None:
+            for source in self.sources:
+                if source.federated:
+                    asked[source.id] = self._executor.submit(
+                        source.search, query, days, via=path, deadline=deadline
+                    )
+        found: list[Recording] = []
+        errors: list[SiteError] = []
+        failures: list[Exception] = []
+        for source in self.sources:
+            pending = asked.get(source.id)
+            if pending is not None:
+                outcome = _wait(source, pending, deadline, settings)
+            else:
+                outcome = _search_here(
+                    source, query, days, path, deadline, settings, observe, failures
+                )
             errors.extend(outcome.errors)
-            recordings: list[Recording] = list(outcome.recordings)
-        else:
-            result = local.get(source.id, [])
-            if isinstance(result, SiteError):
-                errors.append(result)
-                continue
-            recordings = result
-        found.extend(recordings)
-        if recordings and not settings.search_all:
-            break
-    if not found and errors and not remotes:
-        raise Unavailable("; ".join(error.error for error in errors))
-    return SearchResult(found, errors)
+            found.extend(outcome.recordings)
+            if outcome.recordings and not settings.search_all:
+                break
+        if not found and errors and not asked:
+            raise _failure(failures, "; ".join(error.error for error in errors))
+        return SearchResult(found, errors)
+
+    def stop(self) -> None:
+        """End the executor (asks in flight finish on their own, bounded by their deadline)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """``stop``, and close every source."""
+        self.stop()
+        for source in self.sources:
+            source.close()
 
 
-def _find_local(
-    source: StoreSource,
+def _search_here(
+    source: Source,
     query: Query,
     days: list[date],
-    site: str | None,
+    via: list[str],
+    deadline: float,
+    settings: SearchSettings,
     observe: SourceObserver | None,
-) -> list[Recording] | SiteError:
+    failures: list[Exception],
+) -> Found:
+    """Search ``source`` on this thread; its failure becomes an errors entry (and is added
+    to ``failures``)."""
     started = time.monotonic()
+    failure: Exception | None = None
     try:
-        recordings = source.find(query, days)
-    except Unavailable as exc:
+        return source.search(query, days, via=via, deadline=deadline)
+    except UsageError:
+        raise  # the query is wrong for every source alike: the caller's 400
+    except Exception as exc:
+        failure = exc
+        failures.append(exc)
+        return Found([], [SiteError(source.site or settings.site, _reason(source, exc))])
+    finally:
         if observe is not None:
-            observe(source.id, time.monotonic() - started, exc)
-        return SiteError(site, str(exc))
-    if observe is not None:
-        observe(source.id, time.monotonic() - started, None)
-    return recordings
+            observe(source.id, time.monotonic() - started, failure)
+
+
+def _failure(failures: Sequence[Exception], message: str) -> GatewayError:
+    """The error of a search that found nothing because sources failed: theirs when they all
+    failed alike (a missing folder is a configuration error), else ``Unavailable``."""
+    kinds = {type(exc) for exc in failures}
+    if len(kinds) == 1 and issubclass(kind := kinds.pop(), GatewayError):
+        try:
+            return kind(message)
+        except TypeError:  # a subclass with a constructor of its own
+            pass
+    return Unavailable(message)
+
+
+def _reason(source: Source, exc: Exception) -> str:
+    if isinstance(exc, Unavailable):
+        return str(exc)  # names the store by its safe description already
+    if isinstance(exc, GatewayError):
+        return f"{source.label}: {exc}"
+    log.error("search of %s failed", source.label, exc_info=exc)
+    return f"{source.label}: internal error ({type(exc).__name__})"
 
 
 def _wait(
-    future: Future[PeerAnswer], deadline: float, site: str, timeout: float
-) -> PeerAnswer | SiteError:
+    source: Source, future: Future[Found], deadline: float, settings: SearchSettings
+) -> Found:
+    site, timeout = source.site or settings.site, settings.peer_timeout
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
-        return SiteError(site, f"no answer within {timeout:g}s")
+        return Found([], [SiteError(site, f"no answer within {timeout:g}s")])
     except PeerError as exc:
-        return SiteError(exc.site, exc.reason)
+        return Found([], [SiteError(exc.site, exc.reason)])
     except Exception as exc:  # a bug must not fail the other sites' answer
-        return SiteError(site, f"internal error: {type(exc).__name__}")
+        log.error("search of %s failed", source.label, exc_info=exc)
+        return Found([], [SiteError(site, f"internal error: {type(exc).__name__}")])
 
 
-def _in_thread(work: Callable[[], T]) -> Future[T]:
-    """Run ``work`` on a daemon thread: a peer that hangs never holds up the process's exit."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(work())
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="gateway-peer", daemon=True).start()
-    return future
+def search(sources: Sequence[Source], query: Query, settings: SearchSettings) -> list[Recording]:
+    """The recordings of the call in ``sources`` (a one-off ``Searcher``; closes nothing)."""
+    searcher = Searcher(sources, settings)
+    try:
+        return searcher.find(query).recordings
+    finally:
+        searcher.stop()

@@ -1,32 +1,42 @@
 """Sources: where to look, given the Uniloader way (``--path 'file:/var/media,smb://nas/rec/%YY'``).
 
-A source is a store (chosen by the URL scheme, rooted at the path's fixed part: the folders
-before the first placeholder) plus a layout (the path's placeholders, or ``--layout``).
+Every item of ``--path`` becomes one ``gateway.source.Source``: another gateway for the
+``gateway+http(s)`` schemes (``gateway.remote``), else a ``StoreSource``: a store (chosen by the
+URL scheme among the store plugins, rooted at the path's fixed part: the folders before the
+first placeholder) searched through a layout (the path's placeholders, or ``--layout``).
 """
 
 from __future__ import annotations
 
-import re
+import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from gateway.errors import NotFound, UsageError
-from gateway.layouts import WILDCARD, Layout, PathPattern, has_placeholders
+from gateway.audioinfo import probe_duration
+from gateway.errors import Forbidden, GatewayError, NotFound, UsageError
+from gateway.layout import WILDCARD, Layout, tenant_keys
+from gateway.placeholders import PathPattern, has_placeholders
 from gateway.plugins import Plugins
 from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
 from gateway.remote import DEFAULT_PEER_TIMEOUT, SCHEMES, RemoteSource
+from gateway.source import Found, Source, StoredFile
+from gateway.sourceurl import SourceURL, redact_url, split_scheme
 from gateway.storage import Store, join_key
 
 MAX_FILES_PER_CALL = 100
 """A call has a few files (legs, transfers); an id matching more is not a call id."""
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+LISTING_LIMIT = 10_000
+"""``gateway check`` counts at most this many files per folder (a flat layout lists all)."""
 
 
 class StoreSource:
     """A store searched through a layout. Thread-safe."""
+
+    federated: bool = False
+    site: str | None = None
 
     def __init__(self, id: str, store: Store, layout: Layout) -> None:
         self.id = id
@@ -34,6 +44,13 @@ class StoreSource:
         self.layout = layout
         self._checked = False
         self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        return self.store.description
+
+    def __repr__(self) -> str:
+        return f"StoreSource({self.id!r})"
 
     def check(self) -> None:
         """Make sure the store's root is there (once; later calls are free)."""
@@ -43,7 +60,9 @@ class StoreSource:
                     self.store.check()
                     self._checked = True
 
-    def find(self, query: Query, days: Sequence[date]) -> list[Recording]:
+    def search(
+        self, query: Query, days: Sequence[date], *, via: Sequence[str] = (), deadline: float = 0
+    ) -> Found:
         """Every audio file of the call in this source, sorted by key."""
         scans = self.layout.scans(query, days)
         self.check()
@@ -65,7 +84,7 @@ class StoreSource:
                                 )
                 except NotFound:
                     continue  # a day folder that does not exist holds no recordings
-        return [found[k] for k in sorted(found)]
+        return Found([found[k] for k in sorted(found)])
 
     def expand(self, prefix: str) -> Iterator[str]:
         """Replace ``*`` segments by every folder at that level."""
@@ -81,20 +100,54 @@ class StoreSource:
         for name in sorted(folders):
             yield from self.expand(join_key(base, name) + tail)
 
+    def file(self, key: str, *, tenant: str | None) -> StoredFile:
+        if tenant is not None:
+            allowed = tenant_keys(self.layout, tenant)
+            if allowed is None or not allowed.fullmatch(key):
+                raise Forbidden("this link is not valid for this tenant")
+        return StoredFile(self.id, self.store.stat(key), self.store)
+
+    def lookup(self, key: str) -> Recording:
+        """The recording at ``key`` (``gateway get --key``); ``NotFound`` if there is none."""
+        self.check()
+        entry = self.store.stat(key)
+        try:
+            return Recording.from_entry(self.id, entry)
+        except ValueError:
+            raise UsageError(f"{key!r} is not an audio file") from None
+
+    def duration(self, recording: Recording) -> float | None:
+        return probe_duration(self.store, recording)
+
+    def separates_tenants(self) -> bool:
+        return tenant_keys(self.layout, "tenant") is not None
+
+    def inspect(self, query: Query, days: Sequence[date]) -> Iterator[str]:
+        """Which folders a search for ``query`` would list, and how many files each holds."""
+        try:
+            scans = self.layout.scans(query, days)
+        except UsageError as exc:
+            yield f"today: {exc}"
+            return
+        folders = [(f, scan.recursive) for scan in scans for f in self.expand(scan.prefix)]
+        if not folders:
+            yield "today: no folder of today exists yet (no call recorded today?)"
+        for folder, recursive in folders:
+            where = (folder or "(the root)") + (" and below" if recursive else "")
+            try:
+                listing = self.store.list(folder, recursive=recursive)
+                count = sum(1 for _ in itertools.islice(listing, LISTING_LIMIT))
+            except NotFound:
+                yield f"today: {where} does not exist yet (no call recorded today?)"
+                continue
+            except GatewayError as exc:
+                yield f"today: {where}: {exc}"
+                continue
+            more = "+" if count == LISTING_LIMIT else ""
+            yield f"today: {where} holds {count}{more} entries"
+
     def close(self) -> None:
         self.store.close()
-
-
-Source = StoreSource | RemoteSource
-"""What ``--path`` lists: a store searched here, or another gateway (``gateway+https://``)."""
-
-
-def split_scheme(item: str, default_scheme: str) -> tuple[str, str]:
-    """``smb://h/s`` -> ("smb", "//h/s"); a bare folder gets ``default_scheme``."""
-    m = _SCHEME.match(item)
-    if m:
-        return m.group(1).lower(), item[m.end() :]
-    return default_scheme, item
 
 
 def split_pattern(location: str) -> tuple[str, str]:
@@ -107,6 +160,58 @@ def split_pattern(location: str) -> tuple[str, str]:
     return location + q + query, ""
 
 
+def source_id(scheme: str, location: str) -> str:
+    """A source's id: its ``--path`` item with the scheme spelled out and no password."""
+    shown = redact_url(f"{scheme}:{location}")
+    return shown.replace(":***@", "@")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How ``--path`` items are read (see ``open_sources``)."""
+
+    backend: str | None = None
+    """Scheme (or alias) of items without one; default ``file``."""
+    layout: str | None = None
+    """Layout of store sources without placeholders; default ``flat``."""
+    options: Mapping[str, str] | None = None
+    """Store and layout options (``--option KEY=VALUE``): ``<scheme>_NAME``, ``<layout>_NAME``."""
+    peer_timeout: float = DEFAULT_PEER_TIMEOUT
+
+
+SourceBuilder = Callable[[str, str, str, SourceOptions, Plugins], Source]
+"""Builds one source from (id, scheme, item, options, plugins)."""
+
+
+def _remote(id: str, scheme: str, item: str, how: SourceOptions, plugins: Plugins) -> Source:
+    return RemoteSource.from_url(item, timeout=how.peer_timeout, id=id)
+
+
+def _store(id: str, scheme: str, item: str, how: SourceOptions, plugins: Plugins) -> Source:
+    location = split_scheme(item, scheme)[1]
+    store_type = plugins.store_type(scheme)
+    fixed, pattern = split_pattern(location)
+    if pattern and how.layout not in (None, "flat"):
+        raise UsageError(
+            f"the source {redact_url(item)!r} has placeholders: they are its layout, "
+            f"so --layout {how.layout} cannot apply"
+        )
+    options = dict(how.options or {})
+    store = store_type.factory(SourceURL.parse(f"{scheme}:{fixed}", options))
+    if pattern:
+        layout: Layout = PathPattern(pattern)
+    else:
+        name = how.layout or "flat"
+        prefix = f"{name}_"
+        mine = {k[len(prefix) :]: v for k, v in options.items() if k.startswith(prefix)}
+        layout = plugins.layout(name, mine)
+    return StoreSource(id, store, layout)
+
+
+KINDS: Mapping[str, SourceBuilder] = {scheme: _remote for scheme in SCHEMES}
+"""Kinds of sources chosen by scheme ahead of the store plugins (another gateway)."""
+
+
 def open_sources(
     spec: str,
     plugins: Plugins,
@@ -116,35 +221,37 @@ def open_sources(
     options: Mapping[str, str] | None = None,
     peer_timeout: float = DEFAULT_PEER_TIMEOUT,
 ) -> list[Source]:
-    """Build the sources named by a ``--path`` value, first to last. Touches no store yet."""
+    """Build the sources named by a ``--path`` value, first to last. Touches no store yet.
+
+    ``options`` are the ``--option KEY=VALUE`` values: ``<scheme>_NAME`` for the stores of that
+    scheme, ``<layout>_NAME`` for that layout.
+    """
+    how = SourceOptions(backend, layout, options, peer_timeout)
     items = [item.strip() for item in spec.split(",") if item.strip()]
     if not items:
         raise UsageError("no source given: use --path FOLDER or --path SCHEME:LOCATION")
-    default_scheme = plugins.scheme_for_backend(backend or "file")
+    default_scheme = plugins.scheme_for_backend(how.backend or "file")
     sources: list[Source] = []
-    for item in items:
-        scheme, location = split_scheme(item, default_scheme)
-        if scheme in SCHEMES:
-            remote = RemoteSource.from_url(item, timeout=peer_timeout)
-            others = [s for s in sources if isinstance(s, RemoteSource)]
-            if any(remote.id == s.id or remote.site == s.site for s in others):
-                raise UsageError(f"the peer site {remote.site} is listed twice in --path")
-            sources.append(remote)
-            continue
-        store_type = plugins.store_type(scheme)
-        fixed, pattern = split_pattern(location)
-        if pattern and layout not in (None, "flat"):
-            raise UsageError(
-                f"the source {item.split('@')[-1]!r} has placeholders: they are its layout, "
-                f"so --layout {layout} cannot apply"
-            )
-        store = store_type.factory(f"{scheme}:{fixed}", dict(options or {}))
-        source_layout = PathPattern(pattern) if pattern else plugins.layout(layout or "flat")
-        base_id = store.description + (f"/{pattern}" if pattern else "")
-        taken = {s.id for s in sources}
-        source_id, n = base_id, 1
-        while source_id in taken:
-            n += 1
-            source_id = f"{base_id}#{n}"
-        sources.append(StoreSource(source_id, store, source_layout))
+    try:
+        for item in items:
+            scheme, location = split_scheme(item, default_scheme)
+            base_id = source_id(scheme, location)
+            taken = {s.id for s in sources}
+            id, n = base_id, 1
+            while id in taken:
+                n += 1
+                id = f"{base_id}#{n}"
+            build = KINDS.get(scheme, _store)
+            sources.append(build(id, scheme, item, how, plugins))
+            _refuse_duplicate_sites(sources)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
     return sources
+
+
+def _refuse_duplicate_sites(sources: Sequence[Source]) -> None:
+    sites = [s.site for s in sources if s.site is not None]
+    if len(sites) != len(set(sites)):
+        raise UsageError(f"the peer site {sites[-1]} is listed twice in --path")

@@ -24,12 +24,11 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gateway.errors import ConfigError, Forbidden, Unauthorized, UsageError
-from gateway.layouts import PathPattern
+from gateway.errors import ConfigError, Unauthorized, UsageError
 from gateway.query import Query, check_segment
 
 log = logging.getLogger("gateway.tenants")
@@ -229,27 +228,6 @@ class Authenticator:
         if tenant is None:
             raise Unauthorized("name the tenant (tenant=...) whose secret this is")
         return Access(tenant=self.tenants.authenticate(tenant, credential).name, admin=False)
-
-
-def check_tenant_sources(sources: Iterable[object]) -> None:
-    """With tenants, every source must file recordings below ``%TE``; ``ConfigError`` if not."""
-    for source in sources:
-        layout = getattr(source, "layout", None)
-        if not isinstance(layout, PathPattern) or "%TE" not in layout.pattern:
-            name = getattr(source, "id", repr(source))
-            raise ConfigError(
-                f"with --tenants, every source must keep each tenant's recordings below %TE "
-                f"(e.g. file:/var/lib/freeswitch/recordings/%TE/archive/%YY/%ME/%DD or "
-                f"--layout fusionpbx); {name} does not"
-            )
-
-
-def check_tenant_key(layout: object, tenant: str, key: str) -> None:
-    """``Forbidden`` unless ``key`` lies below ``tenant``'s folders in a source of ``layout``."""
-    if not isinstance(layout, PathPattern) or "%TE" not in layout.pattern:
-        raise Forbidden("this link is not valid for this tenant")
-    if not layout.tenant_keys(tenant).fullmatch(key):
-        raise Forbidden("this link is not valid for this tenant")
 
 
 def install_reload(registry: TenantRegistry) -> None:

@@ -6,15 +6,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.search import SearchSettings
+from gateway.configuration import DEFAULT_LINK_TTL
+from gateway.links import LinkMaker
+from gateway.search import Searcher, SearchSettings
+from gateway.service import SearchService
 from gateway.signing import LinkSigner
-from gateway.sources import Source
-from gateway.tenants import TenantRegistry
+from gateway.source import Source
+from gateway.tenants import Authenticator, TenantRegistry
 from gateway.web.metrics import Metrics
 
-DEFAULT_LINK_TTL = 300
 MAX_BODY = 64 * 1024
 """Largest search request body accepted (413 beyond)."""
+
+__all__ = ["DEFAULT_LINK_TTL", "MAX_BODY", "WebConfig"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,16 @@ class WebConfig:
     stores that can make one, ``gateway.storage.Presigner``) instead of streaming the file."""
     metrics_token: str | None = None
     """Bearer token of ``GET /metrics``; ``None``: the route does not exist."""
+    searcher: Searcher | None = None
+    """The searcher over ``sources`` (built from them when not given)."""
+    service: SearchService = field(init=False)
+    """The search pipeline every search endpoint uses."""
+
+    def __post_init__(self) -> None:
+        searcher = self.searcher or Searcher(self.sources, self.settings)
+        object.__setattr__(self, "searcher", searcher)
+        links = LinkMaker(self.signer, self.link_ttl, self.settings.site, self.settings.proxy_peers)
+        service = SearchService(
+            searcher, links, Authenticator(self.token, self.tenants), observe=self.metrics.searched
+        )
+        object.__setattr__(self, "service", service)

@@ -1,8 +1,11 @@
 """``GET``/``HEAD /files/<signed>/<name>``: stream the file a signed link names.
 
 The signed part alone decides which file is served; the last segment is only the name the
-browser shows and saves. Local files go to the server's ``wsgi.file_wrapper``; every other
-store streams from its own chunk iterator on the worker thread.
+browser shows and saves. The link names a source and a key; the source says what that opens
+(``Source.file``): a ``StoredFile`` is served here with ranges and validators (local files
+through the server's ``wsgi.file_wrapper``, every other store from its chunk stream on the
+worker thread), a file at another gateway is redirected to or relayed (``gateway.web.proxy``),
+and anything else is streamed whole.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import falcon
 
 from gateway.errors import Forbidden, LinkExpired, LinkInvalid, NotFound, Unavailable
 from gateway.recordings import audio_format
-from gateway.remote import PeerError, RemoteSource
+from gateway.remote import PeerError, PeerFile
 from gateway.signing import LinkTarget
-from gateway.sources import StoreSource
-from gateway.storage import LocalFile, Presigner
-from gateway.tenants import check_tenant_key
+from gateway.source import StoredFile
+from gateway.storage import ByteStream
 from gateway.web.accesslog import DETAILS, redact
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
@@ -38,7 +40,7 @@ log = logging.getLogger("gateway")
 class FileResource:
     def __init__(self, config: WebConfig) -> None:
         self._config = config
-        self._sources = {source.id: source for source in config.sources}
+        self._searcher = config.service.searcher
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signed: str, name: str) -> None:
         self._counted(req, resp, signed, body=True)
@@ -70,26 +72,28 @@ class FileResource:
     def _serve(self, req: falcon.Request, resp: falcon.Response, signed: str, body: bool) -> None:
         signer = self._config.signer
         target = signer.verify(signed)
-        source = self._sources.get(target.source)
-        remote = isinstance(source, RemoteSource)
-        req.env.setdefault(DETAILS, {}).update(
+        source = self._searcher.source(target.source)
+        details = req.env.setdefault(DETAILS, {})
+        details.update(
             source=target.source,
-            # a remote file's key is the site's own signed link: never write that down
-            key=redact("/" + target.key) if remote else target.key,
+            key=target.key if source is None or not source.federated else None,
             tenant=target.tenant,
             range=(req.get_header("Range") or "")[:100] or None,
         )
         if source is None:
             raise NotFound("the file of this link is not served here any more")
-        if isinstance(source, RemoteSource):
-            peer_file(req, resp, self._config, source, target, body)
+        if source.federated:  # a remote file's key is the site's own signed link: hide it
+            details["key"] = redact("/" + target.key)
+        delivery = source.file(target.key, tenant=target.tenant)
+        if isinstance(delivery, PeerFile):
+            peer_file(req, resp, self._config, delivery, target, body)
             return
-        if target.tenant is not None:
-            check_tenant_key(getattr(source, "layout", None), target.tenant, target.key)
-        entry = source.store.stat(target.key)
-        if self._config.redirect_to_store and isinstance(source.store, Presigner):
-            self._redirect(resp, source.store, target)
+        if not isinstance(delivery, StoredFile):
+            self._whole(resp, delivery.open(), target, body)
             return
+        if self._config.redirect_to_store and self._redirect(resp, delivery, target):
+            return
+        entry = delivery.entry
         fmt = audio_format(entry.name)
         etag = make_etag(source.id, entry)
         max_age = max(0, min(self._config.link_ttl, target.expires - signer.now()))
@@ -118,31 +122,49 @@ class FileResource:
             resp.content_range = (part.start, part.end, entry.size)
         resp.content_length = part.length
         if body and part.length > 0:
-            self._stream(resp, source, target.key, part)
+            self._stream(resp, delivery, part)
 
-    def _redirect(self, resp: falcon.Response, store: Presigner, target: LinkTarget) -> None:
+    def _redirect(self, resp: falcon.Response, delivery: StoredFile, target: LinkTarget) -> bool:
         """302 to the store's own URL, valid no longer than the link (the store serves ranges
-        itself; the browser follows the redirect for each range it asks)."""
+        itself; the browser follows the redirect for each range it asks). False when the
+        store has no such URL."""
         life = max(1, min(self._config.link_ttl, target.expires - self._config.signer.now()))
+        url = delivery.presigned_url(life)
+        if url is None:
+            return False
         resp.status = falcon.HTTP_302
-        resp.location = store.presigned_url(target.key, life)
+        resp.location = url
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("Referrer-Policy", "no-referrer")
+        return True
 
-    def _stream(
-        self, resp: falcon.Response, source: StoreSource, key: str, part: ByteRange
+    def _stream(self, resp: falcon.Response, delivery: StoredFile, part: ByteRange) -> None:
+        key = delivery.entry.key
+        path = delivery.local_path()
+        if path is None:
+            resp.stream = ChunkStream(delivery.open(part.start, part.end + 1), part.length)
+            return
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"no file {key!r}") from None
+        except PermissionError:
+            raise Forbidden(f"cannot read {key!r}") from None
+        except OSError as exc:
+            raise Unavailable(f"{delivery.store.description}: {exc.strerror}") from None
+        resp.stream = FileRange(handle, part.start, part.end + 1)
+
+    def _whole(
+        self, resp: falcon.Response, stream: ByteStream, target: LinkTarget, body: bool
     ) -> None:
-        store = source.store
-        if isinstance(store, LocalFile):
-            try:
-                handle = store.local_path(key).open("rb")
-            except FileNotFoundError:
-                raise NotFound(f"no file {key!r}") from None
-            except PermissionError:
-                raise Forbidden(f"cannot read {key!r}") from None
-            except OSError as exc:
-                raise Unavailable(f"{store.description}: {exc.strerror}") from None
-            resp.stream = FileRange(handle, part.start, part.end + 1)
+        """A file a source can only stream whole: 200, no ranges, length unknown."""
+        name = target.name or target.key.rsplit("/", 1)[-1]
+        fmt = audio_format(name)
+        resp.content_type = fmt.mime if fmt else "application/octet-stream"
+        resp.set_header("Content-Disposition", content_disposition(name))
+        resp.set_header("Cache-Control", "private, no-store")
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if body:
+            resp.stream = ChunkStream(stream, 1 << 62)
         else:
-            chunks = store.open(key, part.start, part.end + 1)
-            resp.stream = ChunkStream(chunks, part.length)
+            stream.close()

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from gateway.errors import UsageError
+from gateway.links import Link
 from gateway.query import Query, parse_timestamp
-from gateway.recordings import Recording
-from gateway.remote import SiteError
+from gateway.source import SiteError
 
-TOKEN_FIELDS = ("token", "searchtoken")
 CALLID_FIELDS = ("callid", "uniqueid", "call_id", "callId")
 TIMESTAMP_FIELDS = ("timestamp", "ts", "start")
 OTHER_FIELDS = ("server", "agent", "queue", "tenant")
@@ -84,15 +82,6 @@ def first(fields: Fields, names: Sequence[str]) -> str | None:
     return None
 
 
-def token_of(fields: Fields, authorization: str | None) -> str | None:
-    """The token from ``Authorization: Bearer``, else from the ``token``/``searchtoken`` field."""
-    if authorization:
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    return first(fields, TOKEN_FIELDS)
-
-
 def to_query(fields: Fields, timezone: ZoneInfo) -> Query:
     """Build the search; ``UsageError`` (400) when the call id or timestamp is unusable."""
     callid = first(fields, CALLID_FIELDS)
@@ -114,19 +103,6 @@ def _unspace_offset(timestamp: str) -> str:
     """``2026-03-07T09:15:00 01:00`` -> ``...+01:00``: a ``+`` sent unencoded in a form or a
     query string arrives as a space."""
     return _SPACED_OFFSET.sub(r"\1+\2", timestamp)
-
-
-@dataclass(frozen=True)
-class Link:
-    """A found recording and the signed URL that serves it."""
-
-    recording: Recording
-    url: str
-    expires: datetime
-    duration: float | None = None
-    """Seconds of audio, when the file's header tells it cheaply (WAV); else ``None``."""
-    site: str | None = None
-    """The site that has the file: a peer's name, or this gateway's ``--site-name``."""
 
 
 def iso_utc(moment: datetime) -> str:

@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.errors import NotFound, Unauthorized
 from gateway.web.accesslog import RequestRecord
+from gateway.web.credentials import credential_of
 
 
 def route_of(path: str) -> str:
@@ -91,10 +92,8 @@ class MetricsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self._token is None:
             raise NotFound("metrics are off: start the gateway with --metrics-token-file")
-        scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8"), self._token
-        ):
+        given = credential_of(req.get_header("Authorization"), {}, names=())
+        if given is None or not hmac.compare_digest(given.encode("utf-8"), self._token):
             raise Unauthorized("the metrics need Authorization: Bearer <metrics token>")
         resp.content_type = CONTENT_TYPE_LATEST
         resp.set_header("Cache-Control", "no-store")

@@ -15,7 +15,7 @@ import falcon
 
 from gateway.errors import LinkExpired, NotFound
 from gateway.recordings import audio_format
-from gateway.remote import PeerError, RemoteSource, clean_text, stream_body
+from gateway.remote import PeerError, PeerFile, clean_text, stream_body
 from gateway.signing import LinkTarget
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
@@ -35,19 +35,20 @@ def peer_file(
     req: falcon.Request,
     resp: falcon.Response,
     config: WebConfig,
-    source: RemoteSource,
+    file: PeerFile,
     target: LinkTarget,
     body: bool,
 ) -> None:
     resp.set_header("Referrer-Policy", "no-referrer")
     if not config.settings.proxy_peers:
         resp.status = falcon.HTTP_307
-        resp.location = f"{source.peer.base}/{target.key}"
+        resp.location = file.url
         resp.set_header("Cache-Control", "no-store")
         return
+    source = file.peer
     headers = {name: value for name in FORWARDED if (value := req.get_header(name))}
     method = "GET" if body else "HEAD"
-    upstream = source.fetch(target.key, method, headers, max(READ_TIMEOUT, source.timeout))
+    upstream = source.fetch(file.path, method, headers, max(READ_TIMEOUT, source.timeout))
     status = upstream.status
     if status not in (200, 206, 304, 416):
         data = b"" if not body else upstream.read(4096, decode_content=False)

@@ -1,4 +1,5 @@
-"""``GET``/``POST /search/``: the QueueMetrics JsonListener endpoint."""
+"""``GET``/``POST /search/``: the QueueMetrics JsonListener endpoint (an adapter: it reads the
+request, runs ``gateway.service.SearchService`` and writes the answer)."""
 
 from __future__ import annotations
 
@@ -7,47 +8,38 @@ import re
 import falcon
 
 from gateway.errors import RequestTooLarge, UsageError
-from gateway.search import find_call
-from gateway.tenants import Authenticator
+from gateway.service import SearchService
 from gateway.web import jsonlistener
 from gateway.web.accesslog import DETAILS
 from gateway.web.config import MAX_BODY, WebConfig
-from gateway.web.federation import federated_links, via_of
-from gateway.web.links import make_links
+from gateway.web.credentials import credential_of
+from gateway.web.federation import via_of
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
 class SearchResource:
     def __init__(self, config: WebConfig) -> None:
+        self._service: SearchService = config.service
         self._config = config
-        self._auth = Authenticator(config.token, config.tenants)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_body(req)
-        fields = jsonlistener.parse_fields(req.query_string, body, req.content_type)
-        access = self._auth.authorize(
-            jsonlistener.token_of(fields, req.get_header("Authorization")),
+        fields = jsonlistener.parse_fields(req.query_string, read_body(req), req.content_type)
+        access = self._service.authorize(
+            credential_of(req.get_header("Authorization"), fields),
             jsonlistener.first(fields, ("tenant",)),
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
         details = req.env.setdefault(DETAILS, {})
         details.update(callid=query.callid, tenant=query.tenant)
-        via = via_of(req, self._config)
-        result = find_call(
-            self._config.sources,
+        answer = self._service.search(
+            access,
             query,
-            self._config.settings,
-            via=via,
-            observe=self._config.metrics.searched,
+            base=public_base(req, self._config.public_url),
+            via=via_of(req, self._config.settings.site),
         )
-        recordings = result.recordings
-        details["results"] = len(recordings)
-        base = public_base(req, self._config.public_url)
-        tenant = access.link_tenant(query, self._config.tenants is not None)
-        links = make_links(self._config, base, query.callid, recordings, tenant)
-        links = federated_links(self._config, links)
-        resp.media = jsonlistener.answer(query.callid, links, result.errors)
+        details["results"] = len(answer.links)
+        resp.media = jsonlistener.answer(answer.query.callid, answer.links, answer.errors)
         resp.set_header("Cache-Control", "no-store")
 
     on_post = on_get

@@ -13,7 +13,7 @@ QueueMetrics (``default.audioRpcServer=URL``) calls, as Loway's reference server
 
 The protocol has no place for a secret, so the credentials travel in the URL's query string:
 ``?token=TOKEN`` or ``?tenant=NAME&secret=SECRET`` (``searchtoken`` is also accepted, and an
-``Authorization: Bearer`` header).
+``Authorization: Bearer`` header, which wins, as on every endpoint: ``gateway.web.credentials``).
 
 The body is parsed by the standard library's unmarshaller fed by defusedxml's expat parser
 with DTDs, entities and external references forbidden (so no billion laughs, no external
@@ -46,13 +46,13 @@ from defusedxml.xmlrpc import DefusedExpatParser
 
 from gateway.audioinfo import minutes_seconds
 from gateway.errors import GatewayError, RequestTooLarge, Unauthorized, Unavailable
+from gateway.links import Link
 from gateway.query import Query
-from gateway.search import find_call
-from gateway.tenants import Access, Authenticator
+from gateway.tenants import Access
 from gateway.web.accesslog import DETAILS
 from gateway.web.config import WebConfig
-from gateway.web.jsonlistener import Link
-from gateway.web.links import make_links
+from gateway.web.credentials import credential_of
+from gateway.web.federation import via_of
 from gateway.web.search import public_base, read_body
 
 log = logging.getLogger("gateway.web")
@@ -63,7 +63,6 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 APPLICATION_ERROR = -32500
 
-CREDENTIAL_FIELDS = ("token", "secret", "searchtoken")
 _MEDIA = "text/xml; charset=utf-8"
 
 
@@ -152,7 +151,7 @@ class _Call:
 class XmlRpcResource:
     def __init__(self, config: WebConfig) -> None:
         self._config = config
-        self._auth = Authenticator(config.token, config.tenants)
+        self._service = config.service
         self._methods: dict[str, Callable[[_Call], Any]] = {
             "QMAudio.findStoredFile": self._find_stored_file,
             "QMAudio.listenOngoingCall": self._listen_ongoing_call,
@@ -188,14 +187,10 @@ class XmlRpcResource:
         if encoding != "identity":
             raise Refused(falcon.HTTP_415, "compressed request bodies are not accepted")
         fields = dict(parse_qsl(req.query_string, keep_blank_values=False))
-        credential = next((fields[n] for n in CREDENTIAL_FIELDS if fields.get(n)), None)
-        authorization = (req.get_header("Authorization") or "").strip()
-        scheme, _, bearer = authorization.partition(" ")
-        if credential is None and scheme.lower() == "bearer" and bearer.strip():
-            credential = bearer.strip()
+        credential = credential_of(req.get_header("Authorization"), fields)
         body = read_body(req)
         tenant = fields.get("tenant") or None
-        access = self._auth.authorize(credential, tenant)
+        access = self._service.authorize(credential, tenant)
         method, params = parse_call(body)
         handler = self._methods.get(method)
         if handler is None:
@@ -219,17 +214,14 @@ class XmlRpcResource:
         )
         details = call.req.env.setdefault(DETAILS, {})
         details.update(callid=query.callid, tenant=query.tenant)
-        recordings = find_call(
-            self._config.sources,
+        answer = self._service.search(
+            access,
             query,
-            self._config.settings,
-            observe=self._config.metrics.searched,
-        ).recordings
-        details["results"] = len(recordings)
-        base = public_base(call.req, self._config.public_url)
-        link_tenant = access.link_tenant(query, self._config.tenants is not None)
-        links = make_links(self._config, base, query.callid, recordings, link_tenant)
-        return stored_file_answer(links)
+            base=public_base(call.req, self._config.public_url),
+            via=via_of(call.req, self._config.settings.site),
+        )
+        details["results"] = len(answer.links)
+        return stored_file_answer(answer.links)
 
     def _listen_ongoing_call(self, call: _Call) -> Any:
         params = call.params

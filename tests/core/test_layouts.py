@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 
 from gateway.errors import UsageError
-from gateway.layouts import FLAT, FREEPBX, FUSIONPBX, PathPattern
+from gateway.builtin_layouts import FLAT, FREEPBX, FUSIONPBX
+from gateway.placeholders import PathPattern
 from gateway.query import Query
 
 DAYS = [date(2026, 3, 8), date(2026, 3, 9)]

@@ -27,6 +27,7 @@ from gateway.signing import LinkSigner
 from gateway.storage import check_key
 from gateway.testing import TRAVERSAL_CORPUS
 from gateway.web import jsonlistener
+from gateway.web.credentials import credential_of
 from gateway.web.ranges import ByteRange, Unsatisfiable, content_disposition, requested_range
 from gateway_s3.settings import S3Settings
 from gateway_s3.store import S3Store
@@ -221,7 +222,7 @@ def test_parse_fields_gives_text_fields_or_usage_error(
         return
     assert isinstance(fields, dict)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items())
-    token = jsonlistener.token_of(fields, authorization)
+    token = credential_of(authorization, fields)
     assert token is None or (isinstance(token, str) and token == token.strip() and token)
     try:
         query_ = jsonlistener.to_query(fields, TZ)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from gateway.layouts import MONTHS
+from gateway.placeholders import MONTHS
 from tests.conftest import free_port, run_gateway
 from tests.web.conftest import TOKEN, TZ, Archive
 

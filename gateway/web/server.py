@@ -1,0 +1,144 @@
+"""Running the web service under waitress (``gateway serve``, after its settings are read).
+
+At start-up every source is checked: a missing folder or bucket is a configuration error (exit
+2); an unreachable store only warns, since a NAS that is down now may be back before the first
+search (which then answers 503 until it is).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Any
+
+import click
+import waitress
+
+from gateway.configuration import ServerSettings
+from gateway.errors import ConfigError, Unavailable
+from gateway.tenants import install_reload
+from gateway.web.accesslog import AccessLog, RequestObserver
+from gateway.web.app import create_app
+from gateway.web.audit import AuditLog
+from gateway.web.config import MAX_BODY, WebConfig
+
+# waitress reads a file in pieces as large as the socket's send buffer, which Linux sizes at
+# up to 4 MiB: 50 downloads at once would then hold 200 MiB. A fixed 256 KiB buffer (the
+# kernel doubles it) keeps a download at about 0.5 MiB of memory and still fills about
+# 5 MB/s per stream at 100 ms round trip, far more than audio needs.
+SOCKET_OPTIONS = [
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024),
+]
+
+
+def web_config(settings: ServerSettings) -> WebConfig:
+    configured = settings.configured
+    return WebConfig(
+        sources=configured.sources,
+        settings=configured.settings,
+        token=settings.token,
+        signer=settings.signer,
+        link_ttl=settings.link_ttl,
+        public_url=settings.public_url,
+        layout=settings.layout,
+        tenants=settings.tenants,
+        metrics_token=settings.metrics_token,
+        redirect_to_store=settings.redirect_to_store,
+        searcher=configured.searcher,
+    )
+
+
+def proxy_settings(trusted_proxy: str) -> dict[str, Any]:
+    """waitress settings: forwarded headers count only when they come from the proxy."""
+    if trusted_proxy.lower() in ("", "none"):
+        return {"clear_untrusted_proxy_headers": True}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"},
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(settings: ServerSettings) -> None:
+    """Listen and serve until SIGTERM or Ctrl-C; the caller closes ``settings``."""
+    for source in settings.configured.sources:
+        try:
+            source.check()
+        except Unavailable as exc:
+            logging.getLogger("gateway").warning("%s (serving anyway)", exc)
+    audit = AuditLog.to(settings.audit_log) if settings.audit_log else None
+    try:
+        _run(settings, web_config(settings), audit)
+    finally:
+        if audit is not None:
+            audit.close()
+
+
+def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) -> None:
+    access = logging.getLogger("gateway.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    observers: list[RequestObserver] = [config.metrics]
+    if audit is not None:
+        observers.append(audit)
+    try:
+        server = waitress.create_server(
+            AccessLog(create_app(config), observers),
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="recording-gateway",
+            max_request_body_size=MAX_BODY * 16,
+            **proxy_settings(settings.trusted_proxy),
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.bind_to}: {exc.strerror}") from None
+    # Not a create_server keyword; applied to each accepted connection.
+    server.adj.socket_options = SOCKET_OPTIONS
+    if config.tenants is not None:
+        install_reload(config.tenants)  # before the banner: SIGHUP never kills us
+    sources = ", ".join(s.id for s in config.sources)
+    click.echo(
+        f"gateway: serving on {_address(server)} | sources: {sources} | "
+        f"layout: {_layout_text(config)} | links valid {config.link_ttl}s"
+        + (f" at {config.public_url}" if config.public_url else ""),
+    )
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    click.echo("gateway: stopped")
+
+
+def _layout_text(config: WebConfig) -> str:
+    """``--layout``, or what the sources' paths say (their placeholders are their layout)."""
+    if config.layout:
+        return config.layout
+    patterned = any("%" in source.id for source in config.sources)
+    return "placeholders of each path" if patterned else "flat"
+
+
+def _address(server: Any) -> str:
+    listening = getattr(server, "effective_listen", None) or [
+        (server.effective_host, server.effective_port)
+    ]
+    return " and ".join(
+        f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+        for host, port in listening
+    )
