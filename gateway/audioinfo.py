@@ -72,9 +72,7 @@ def probe_duration(store: Store, recording: Recording) -> float | None:
                 if len(data) >= HEADER_BYTES:
                     break
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            chunks.close()
         return wav_duration(bytes(data[:HEADER_BYTES]), recording.size)
     except Exception as exc:  # a duration is a nicety: never fail the search for it
         log.debug("no duration for %s: %s", recording.key, type(exc).__name__)

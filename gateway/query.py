@@ -22,12 +22,23 @@ class Query:
     """What a client knows about the call it wants the recordings of."""
 
     callid: str
+    """The call's unique id as the PBX wrote it: Asterisk's ``EPOCH.SEQ`` (``1773047410.12``,
+    maybe prefixed by a system name), a FreeSWITCH UUID. Checked: not empty, at most 200
+    characters, no ``/``, ``\\`` or control character, at least one digit."""
     start: datetime | None = None
     """Start of the call, timezone-aware; ``None`` when the client did not say."""
     tenant: str | None = None
+    """The tenant (``%TE``), a plain folder name; always the caller's own with ``--tenants``."""
     queue: str | None = None
+    """The queue as the client names it (QueueMetrics sends the Asterisk queue name, e.g.
+    ``sales`` or ``400``); free text, unchecked: a layout that puts it in a path must check it
+    (``check_segment``)."""
     agent: str | None = None
+    """The agent as the client names it (QueueMetrics sends its agent code, e.g. ``Agent/101``
+    or ``SIP/201``): free text, unchecked, may hold ``/``; a layout that puts it in a path must
+    check it (``check_segment``)."""
     server: str | None = None
+    """The PBX server id in a QueueMetrics cluster (often empty): free text, unchecked."""
 
     def __post_init__(self) -> None:
         check_callid(self.callid)

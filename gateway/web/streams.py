@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from typing import BinaryIO
+
+from gateway.storage import ByteStream
 
 log = logging.getLogger("gateway")
 
@@ -56,7 +57,7 @@ class ChunkStream:
     knows), and one line is logged.
     """
 
-    def __init__(self, chunks: Iterator[bytes], length: int) -> None:
+    def __init__(self, chunks: ByteStream, length: int) -> None:
         self._chunks = chunks
         self._left = length
         try:
@@ -93,6 +94,4 @@ class ChunkStream:
         return chunk
 
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        self._chunks.close()

@@ -72,7 +72,8 @@ def test_a_good_answer_keeps_the_hubs_own_types() -> None:
     [rec] = parse_answer(
         body, PEER, "milan", "gateway+https://rec.example.com/audiovault"
     ).recordings
-    assert (rec.mime, rec.format, rec.site, rec.name) == (
+    assert rec.elsewhere is not None
+    assert (rec.mime, rec.format, rec.elsewhere.site, rec.name) == (
         "audio/wav",
         "wav",
         "milan",
