@@ -15,13 +15,17 @@ the errors, as federation promises its clients.
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError, Unavailable, UsageError
@@ -73,9 +77,7 @@ class Searcher:
         self._by_id = {source.id: source for source in self.sources}
         federated = sum(1 for source in self.sources if source.federated)
         self._executor = (
-            ThreadPoolExecutor(min(MAX_CONCURRENT_ASKS, 4 * federated), "gateway-peer")
-            if federated
-            else None
+            DaemonExecutor(min(MAX_CONCURRENT_ASKS, 4 * federated)) if federated else None
         )
 
     def source(self, id: str) -> Source | None:
@@ -125,13 +127,64 @@ class Searcher:
     def stop(self) -> None:
         """End the executor (asks in flight finish on their own, bounded by their deadline)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown()
 
     def close(self) -> None:
         """``stop``, and close every source."""
         self.stop()
         for source in self.sources:
             source.close()
+
+
+T = TypeVar("T")
+
+
+class DaemonExecutor:
+    """A bounded pool of reused worker threads that never hold up the process's exit.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its workers when the interpreter exits, so
+    one peer that trickles its answer byte by byte would keep ``gateway search`` from ending;
+    these workers are daemons. Workers start as work comes, up to ``workers``; more work
+    waits in the queue.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._limit = workers
+        self._threads: list[threading.Thread] = []
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the executor is shut down")
+            self._work.put((future, functools.partial(fn, *args, **kwargs)))
+            if len(self._threads) < self._limit:
+                thread = threading.Thread(target=self._run, name="gateway-peer", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, work = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Stop taking work; each worker ends after its current task."""
+        with self._lock:
+            self._closed = True
+            for _ in self._threads:
+                self._work.put(None)
 
 
 def _search_here(

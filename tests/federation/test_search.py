@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from tests.conftest import run_gateway
 from tests.federation.conftest import (
     HUB_TOKEN,
     NOWHERE,
@@ -284,3 +285,33 @@ def test_a_proxied_peer_cannot_make_the_hub_serve_a_page(
     [line] = [json.loads(x) for x in text.splitlines() if '"download"' in x]
     assert "<redacted>" in line["file"]
     assert peer_signed not in text
+
+
+def test_a_trickling_site_does_not_hold_up_the_command_line(hostile: MakeHostile) -> None:
+    """A site that sends its header one byte at a time, each well within the socket timeout,
+    never finishes an answer; the command ends at the deadline all the same (the asks run on
+    daemon workers, which the process does not wait for at exit)."""
+
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(120):
+            handler.wfile.write(b"a")
+            handler.wfile.flush()
+            time.sleep(0.25)
+
+    slow = hostile(trickle)
+    started = time.monotonic()
+    done = run_gateway(
+        "search",
+        "--path",
+        peer(slow.url, "slow"),
+        "--peer-timeout",
+        "1",
+        "--callid",
+        ONLY_C.callid,
+        env={"GATEWAY_PEER_TOKEN_SLOW": "slow-site-token"},
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 3, done.stderr
+    assert b"site slow: no answer within 1s" in done.stderr
+    assert elapsed < 15  # the trickle alone lasts 30 s
