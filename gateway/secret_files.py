@@ -9,7 +9,9 @@ from pathlib import Path
 from gateway.errors import UsageError
 
 
-def read_secret_file(path: str | Path, what: str = "token file", *, keep_spaces: bool = False) -> str:
+def read_secret_file(
+    path: str | Path, what: str = "token file", *, keep_spaces: bool = False
+) -> str:
     """The secret in ``path``: without surrounding white space, or with ``keep_spaces`` only
     without its final line end (for passwords, which may start or end with spaces).
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UsageError
 from gateway.secret_files import read_secret_file
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
@@ -195,10 +195,16 @@ class SourceURL:
     def secret(self, name: str, *, env: str | None = None, what: str | None = None) -> str | None:
         """A secret from the file named by the option ``NAME_file``, else from the environment
         variable ``env``; ``None`` when neither is set. Only a final line end is removed from a
-        file (a password may start or end with spaces). Errors name the file, never its text."""
+        file (a password may start or end with spaces). ``ConfigError`` when the file cannot be
+        read or is empty: it names the file, never its text."""
         path = self.option(f"{name}_file")
         if path:
-            return read_secret_file(path, what or f"{self.scheme} {name} file", keep_spaces=True)
+            try:
+                return read_secret_file(
+                    path, what or f"{self.scheme} {name} file", keep_spaces=True
+                )
+            except UsageError as exc:  # part of a store's configuration, as factories raise it
+                raise ConfigError(str(exc)) from None
         if env is not None:
             return self.environ.get(env) or None
         return None

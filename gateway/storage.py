@@ -40,7 +40,9 @@ class ByteStream(Protocol):
 
     A generator function satisfies it (annotate it ``Generator[bytes, None, None]``; put the
     clean-up in a ``finally``). ``close()`` may be called at any point, more than once, and
-    must release the stream's resources even when nothing was read.
+    must release the stream's resources even when nothing was read. Closing a generator that
+    never started does not run its ``finally``: a generator must acquire what it releases
+    inside its own body, else use a small class with ``close`` (as the shipped stores do).
     """
 
     def __iter__(self) -> Iterator[bytes]: ...

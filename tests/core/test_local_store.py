@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError, Forbidden, NotFound
-from gateway.storage import LocalFile, Store
+from gateway.sourceurl import SourceURL
+from gateway.storage import CHUNK_SIZE, ByteStream, LocalFile, Store
 from gateway_local import LocalStore
 from tests.conftest import write
 
@@ -147,3 +148,44 @@ def test_concurrent_reads_return_the_right_bytes(store: LocalStore) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("form", ["file:{}", "file://{}", "file://localhost{}"])
+def test_the_factory_reads_file_urls(tree: Path, form: str) -> None:
+    store = LocalStore.from_url(SourceURL.parse(form.format(tree), {"smb_timeout": "1"}))
+    assert store.root == tree.resolve()
+    assert store.description == f"file:{tree.resolve()}"
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("file://nas/share", {}, "must be local"),
+        ("file:", {}, "needs a folder"),
+        ("file:/var/rec?colour=blue", {}, "unknown file: option 'colour'"),
+        ("file:/var/rec", {"file_colour": "blue"}, "unknown file: option 'file_colour'"),
+    ],
+)
+def test_the_factory_refuses_what_it_cannot_use(
+    url: str, options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalStore.from_url(SourceURL.parse(url, options))
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_closing_a_stream_closes_its_file(store: LocalStore) -> None:
+    before = _open_fds()
+    unread = store.open("2026/03/09/a.wav")
+    assert isinstance(unread, ByteStream)
+    assert len(_open_fds() - before) == 1
+    unread.close()
+    unread.close()  # twice is fine
+    part = store.open("2026/03/09/a.wav", 10)
+    assert next(part) == DATA[10 : 10 + CHUNK_SIZE]
+    part.close()
+    assert list(part) == []  # a closed stream is an exhausted one
+    assert _open_fds() - before == set()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
 
+from gateway.errors import ConfigError
+from gateway.sourceurl import SourceURL
+from gateway.storage import CHUNK_SIZE, ByteStream
 from gateway.testing import BIG_KEY, CONTRACT_FILES, StoreContract
 from tests.conftest import run_gateway
 from tests.web.conftest import Gateway
@@ -32,6 +36,35 @@ class TestZipStore(StoreContract):
     @pytest.fixture
     def contract_store(self, tmp_path: Path) -> object:
         return gateway_zipstore.ZipStore(make_zip(tmp_path / "calls.zip", CONTRACT_FILES))
+
+    @pytest.fixture
+    def contract_missing_root_store(self, tmp_path: Path) -> object:
+        return gateway_zipstore.ZipStore(tmp_path / "no-such-archive.zip")
+
+
+def test_the_factory_reads_its_url_and_refuses_options(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "calls.zip", CONTRACT_FILES)
+    store = gateway_zipstore.ZipStore.from_url(SourceURL.parse(f"zip:{archive}"))
+    assert store.description == f"zip:{archive.resolve()}"
+    with pytest.raises(ConfigError, match="needs an archive"):
+        gateway_zipstore.ZipStore.from_url(SourceURL.parse("zip:"))
+    with pytest.raises(ConfigError, match="unknown zip: option 'zip_colour'"):
+        gateway_zipstore.ZipStore.from_url(SourceURL.parse(f"zip:{archive}", {"zip_colour": "x"}))
+
+
+def test_closing_a_stream_closes_the_archive(tmp_path: Path) -> None:
+    store = gateway_zipstore.ZipStore(make_zip(tmp_path / "calls.zip", CONTRACT_FILES))
+    store.check()
+    before = set(os.listdir("/proc/self/fd"))
+    unread = store.open(BIG_KEY)
+    assert isinstance(unread, ByteStream)
+    started = store.open(BIG_KEY, 100)
+    assert next(started) == CONTRACT_FILES[BIG_KEY][100 : 100 + CHUNK_SIZE]
+    unread.close()
+    started.close()
+    started.close()  # twice is fine
+    assert list(started) == []  # a closed stream is an exhausted one
+    assert set(os.listdir("/proc/self/fd")) - before == set()
 
 
 def test_it_is_found_through_its_entry_point() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.sourceurl import SourceURL
 from gateway_s3.settings import S3Settings
 
 
 def parse(url: str, **options: str) -> S3Settings:
-    return S3Settings.from_url(url, options)
+    """Parse the way the gateway does: ``options`` are every ``--option``, of which the S3
+    store sees those starting with ``s3_``."""
+    return S3Settings.from_url(SourceURL.parse(url, options))
 
 
 def test_bucket_prefix_and_options() -> None:
@@ -61,12 +64,13 @@ def test_store_options_with_prefix_and_url_wins() -> None:
         ("s3:///prefix", "needs a bucket"),
         ("s3://AK:s3cr3tv4lue@bucket/p", "must not carry credentials"),
         ("s3://bucket/p?secret_access_key=s3cr3tv4lue", "must not carry secret_access_key"),
-        ("s3://bucket/p?endpont=http://x", "unknown s3: URL option 'endpont'"),
+        ("s3://bucket/p?endpont=http://x", "unknown s3: option 'endpont'"),
         ("s3://bucket/p?endpoint=ftp://x", "http:// or https://"),
         ("s3://bucket/p?endpoint=http://u:s3cr3tv4lue@host", "must not carry credentials"),
         ("s3://bucket/a/../b", "not a clean folder path"),
-        ("s3://bucket/p?path_style=maybe", "path_style must be"),
-        ("s3://bucket/p?read_timeout=0", "more than 0"),
+        ("s3://bucket/p?path_style=maybe", "path_style takes 1/0"),
+        ("s3://bucket/p?read_timeout=0", "read_timeout takes a positive number"),
+        ("s3://bucket/p?max_attempts=2.5", "max_attempts takes a positive whole number"),
         ("s3://bu ck/p", "not a valid S3 bucket name"),
     ],
 )
@@ -82,3 +86,23 @@ def test_repr_hides_explicit_credentials() -> None:
     s = replace(parse("s3://bucket/p"), access_key_id="AKID", secret_access_key="SECRET")
     assert "SECRET" not in repr(s)
     assert "AKID" not in repr(s)
+
+
+def test_aliases_and_tls_settings() -> None:
+    s = parse("s3://b1b/p", s3_endpoint_url="https://minio.lan:9000", s3_verify="off")
+    assert (s.endpoint, s.verify) == ("https://minio.lan:9000", False)
+    assert parse("s3://b1b/p?ca_bundle=/etc/ca.pem&verify=0").verify == "/etc/ca.pem"
+    assert parse("s3://b1b/p?addressing_style=virtual").effective_addressing == "virtual"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"s3_endpont": "http://x"}, "unknown s3: option 's3_endpont'"),
+        ({"s3_secret_access_key": "s3cr3tv4lue"}, "must not carry secret_access_key"),
+    ],
+)
+def test_store_option_mistakes_are_config_errors(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse("s3://bucket/p", **options)
+    assert "s3cr3tv4lue" not in str(info.value)

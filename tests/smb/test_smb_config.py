@@ -8,10 +8,20 @@ import pytest
 
 from gateway.errors import ConfigError, Forbidden
 from gateway.plugins import load_plugins
-from gateway_smb.config import parse_location, smb_segments
+from gateway.sourceurl import SourceURL
+from gateway_smb.config import SmbLocation, smb_segments
+from gateway_smb.config import parse_location as parse_url
 from tests.conftest import run_gateway
 
 SECRET = "s3cr3t-P@ss"
+
+
+def parse_location(
+    url: str, options: dict[str, str], environ: dict[str, str] | None = None
+) -> SmbLocation:
+    """Parse the way the gateway does: ``options`` are every ``--option``, of which the SMB
+    store sees those starting with ``smb_``."""
+    return parse_url(SourceURL.parse(url, options, environ={} if environ is None else environ))
 
 
 def test_url_parts_and_safe_description() -> None:
@@ -54,9 +64,32 @@ def test_password_sources_in_order(tmp_path: Path) -> None:
     assert parse_location("smb://u@h/s", {}, environ={}).password is None
 
 
-def test_missing_password_file_is_a_config_error(tmp_path: Path) -> None:
+def test_missing_or_empty_password_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="password file"):
         parse_location("smb://u@h/s", {"smb_password_file": str(tmp_path / "nope")}, environ={})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match=r"password file .* is empty"):
+        parse_location("smb://u@h/s", {"smb_password_file": str(tmp_path / "empty")}, environ={})
+
+
+def test_a_password_file_keeps_spaces_but_not_its_line_end(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(" spaced pw \r\n")
+    options = {"smb_password_file": str(tmp_path / "pw")}
+    assert parse_location("smb://u@h/s", options).password == " spaced pw "
+
+
+def test_options_of_other_stores_are_ignored_and_unknown_smb_options_refused() -> None:
+    options = {"s3_region": "eu-1", "smb_timeout": "2", "smb_io_timeout": "7"}
+    loc = parse_location("smb://u@h/s", options)
+    assert (loc.timeout, loc.io_timeout, loc.request_timeout) == (2.0, 7.0, 7.0)
+    with pytest.raises(ConfigError, match="unknown smb: option 'smb_timout'"):
+        parse_location("smb://u@h/s", {"smb_timout": "2"})
+
+
+def test_the_password_is_never_read_from_the_query() -> None:
+    with pytest.raises(ConfigError, match="unknown smb: option 'password'") as caught:
+        parse_location("smb://u@h/s?password=s3cr3t-in-query", {})
+    assert "s3cr3t-in-query" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +102,8 @@ def test_missing_password_file_is_a_config_error(tmp_path: Path) -> None:
         "smb://u:pw@h/s?colour=blue",
         "smb://u:pw@h/s/CON",
         "smb://u:pw@h:99999/s",
+        "smb://u:pw@h/s#x",
+        "smb://u:pw@h/s?domain=D#x",
     ],
 )
 def test_bad_urls_are_config_errors_without_the_password(url: str) -> None:
@@ -132,7 +167,7 @@ def test_plugin_registration_and_no_network_in_factory() -> None:
     store_type = plugins.store_type("smb")
     assert plugins.scheme_for_backend("cifs") == "smb"
     # an unroutable host: building the store must not try to reach it
-    store = store_type.factory(f"smb://u:{SECRET}@192.0.2.1/share/dir", {})
+    store = store_type.factory(SourceURL.parse(f"smb://u:{SECRET}@192.0.2.1/share/dir"))
     assert SECRET not in store.description
     assert SECRET not in repr(store)
     store.close()

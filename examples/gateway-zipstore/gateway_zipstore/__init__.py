@@ -1,21 +1,24 @@
 """A store for recordings inside a ZIP archive (``--path zip:/archive/2025-11.zip``).
 
 Keys are the archive's member paths. Members are streamed: a byte range of a stored member is
-read directly, a compressed one is decompressed up to the range's end and no further.
+read directly, a compressed one is decompressed up to the range's end and no further. Every
+download opens the archive itself and ``MemberChunks.close`` closes it again, whether the
+download was read to its end or abandoned (the gateway always closes what ``open`` returns).
 """
 
 from __future__ import annotations
 
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.hookspecs import StoreType, hookimpl
-from gateway.storage import CHUNK_SIZE, Entry, NameFilter, check_key
+from gateway.sourceurl import SourceURL
+from gateway.storage import CHUNK_SIZE, ByteStream, Entry, NameFilter, check_key
 
 
 class ZipStore:
@@ -28,11 +31,12 @@ class ZipStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, options: Mapping[str, str]) -> ZipStore:
-        location = url.partition(":")[2]
-        if not location:
+    def from_url(cls, url: SourceURL) -> ZipStore:
+        """The store factory: ``zip:/archive/2025-11.zip``. No options; touches no file yet."""
+        if not url.location:
             raise ConfigError("a zip: source needs an archive, as in zip:/archive/2025-11.zip")
-        return cls(Path(location))
+        url.check_options(())  # none known: a typo in an option must not pass silently
+        return cls(Path(url.location))
 
     def _index(self) -> dict[str, zipfile.ZipInfo]:
         with self._lock:
@@ -86,30 +90,57 @@ class ZipStore:
             raise NotFound(f"no file {key!r}")
         return self._entry(key, info)
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        entry = self.stat(key)
+    def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
+        entry = self.stat(key)  # NotFound before the first byte
         end = entry.size if end is None else min(end, entry.size)
-        archive = zipfile.ZipFile(self.archive)
-        member = archive.open(key)
-        return _chunks(archive, member, start, end)
+        try:
+            archive = zipfile.ZipFile(self.archive)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise Unavailable(f"{self.description}: {exc}") from None
+        try:
+            member = archive.open(key)
+            member.seek(start)
+        except BaseException:
+            archive.close()
+            raise
+        return MemberChunks(archive, member, max(0, end - start))
 
     def close(self) -> None:
         pass
 
 
-def _chunks(archive: zipfile.ZipFile, member: IO[bytes], start: int, end: int) -> Iterator[bytes]:
-    try:
-        member.seek(start)
-        remaining = max(0, end - start)
-        while remaining:
-            chunk = member.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        member.close()
-        archive.close()
+class MemberChunks:
+    """A byte range of one member, in chunks. Holds the archive's file handle until it is
+    closed or read to the end.
+
+    A class rather than a generator: closing a generator that never started does not run its
+    ``finally``, so a download abandoned before its first chunk would leak the handle.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, member: IO[bytes], length: int) -> None:
+        self._archive: zipfile.ZipFile | None = archive
+        self._member = member
+        self._remaining = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = b""
+        if self._archive is not None and self._remaining > 0:
+            chunk = self._member.read(min(CHUNK_SIZE, self._remaining))
+        if not chunk:
+            self.close()
+            raise StopIteration
+        self._remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the member and the archive; safe to call more than once."""
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            self._member.close()
+            archive.close()
 
 
 def _is_safe(key: str) -> bool:

@@ -7,16 +7,18 @@ lies outside the root is refused, and listings skip symlinks that point outside 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import ConfigError, Forbidden, NotFound, Unavailable
 from gateway.hookspecs import StoreType, hookimpl
-from gateway.storage import CHUNK_SIZE, Entry, NameFilter, check_key, join_key
+from gateway.sourceurl import SourceURL
+from gateway.storage import CHUNK_SIZE, ByteStream, Entry, NameFilter, check_key, join_key
 
 
 class LocalStore:
@@ -27,15 +29,18 @@ class LocalStore:
         self.description = f"file:{self.root}"
 
     @classmethod
-    def from_url(cls, url: str, options: Mapping[str, str]) -> LocalStore:
-        location = url.partition(":")[2]
-        if location.startswith("//"):  # file:///abs or file://localhost/abs
+    def from_url(cls, url: SourceURL) -> LocalStore:
+        """The store factory: ``file:/folder``, ``file:///folder`` or ``file://localhost/folder``
+        (a bare ``--path /folder`` arrives as ``file:/folder``). It takes no options."""
+        location = url.location
+        if url.has_authority:  # file:///abs or file://localhost/abs
             host, _, rest = location[2:].partition("/")
             if host not in ("", "localhost"):
                 raise ConfigError(f"file: sources must be local, not on host {host!r}")
             location = "/" + rest
         if not location:
             raise ConfigError("a file: source needs a folder, as in file:/var/spool/recordings")
+        url.check_options(())
         return cls(Path(location))
 
     def check(self) -> None:
@@ -107,6 +112,10 @@ class LocalStore:
             raise NotFound(f"no file {key!r}") from None
         except PermissionError:
             raise Forbidden(f"cannot read {key!r}") from None
+        except OSError as exc:  # a name too long for the file system holds no file either
+            if exc.errno == errno.ENAMETOOLONG:
+                raise NotFound(f"no file {key!r}") from None
+            raise Unavailable(f"{self.description}: {exc.strerror}") from None
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"no file {key!r}")
         return self._entry(key, st)
@@ -115,7 +124,9 @@ class LocalStore:
         self.stat(key)
         return self._path(key)
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
+        """The bytes ``start`` to ``end`` of the file, from an open handle that closing the
+        stream (or reading it to the end) closes."""
         path = self.local_path(key)
         try:
             handle = path.open("rb")
@@ -123,6 +134,8 @@ class LocalStore:
             raise NotFound(f"no file {key!r}") from None
         except PermissionError:
             raise Forbidden(f"cannot read {key!r}") from None
+        except OSError as exc:
+            raise Unavailable(f"{self.description}: {exc.strerror}") from None
         return FileChunks(handle, start, end)
 
     def close(self) -> None:
@@ -135,14 +148,18 @@ class FileChunks:
     def __init__(self, handle: BinaryIO, start: int, end: int | None) -> None:
         self._handle = handle
         self._remaining = None if end is None else max(0, end - start)
-        handle.seek(start)
+        try:
+            handle.seek(start)
+        except BaseException:
+            handle.close()
+            raise
 
     def __iter__(self) -> FileChunks:
         return self
 
     def __next__(self) -> bytes:
         size = CHUNK_SIZE if self._remaining is None else min(CHUNK_SIZE, self._remaining)
-        chunk = self._handle.read(size) if size else b""
+        chunk = self._handle.read(size) if size and not self._handle.closed else b""
         if not chunk:
             self.close()
             raise StopIteration
@@ -151,6 +168,7 @@ class FileChunks:
         return chunk
 
     def close(self) -> None:
+        """Close the file; safe to call more than once."""
         self._handle.close()
 
 

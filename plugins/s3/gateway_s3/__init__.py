@@ -6,26 +6,26 @@ Importing this package does not import boto3: that happens when an ``s3:`` sourc
 used, so the gateway runs without boto3 installed as long as no such source is configured.
 
 Besides the ``Store`` protocol, ``S3Store`` offers ``presigned_url`` (the ``Presigner``
-capability), ``etag(key)`` and ``info(key)`` (HEAD: entry, ETag, content type); the iterator
-``open`` returns carries the response's ``etag`` and ``last_modified``.
+capability); the ``Entry`` that ``stat`` returns carries the object's ETag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from gateway.hookspecs import StoreType, hookimpl
+from gateway.sourceurl import SourceURL
 from gateway.storage import Store
 from gateway_s3.settings import S3Settings
 
 __all__ = ["S3Settings", "gateway_store_types", "make_store"]
 
 
-def make_store(url: str, options: Mapping[str, str]) -> Store:
-    """The store factory: reads the URL and options; touches neither boto3 nor the network."""
+def make_store(url: SourceURL) -> Store:
+    """The store factory: reads the URL and its options; touches neither boto3 nor the network."""
     from gateway_s3.store import S3Store
 
-    return S3Store(S3Settings.from_url(url, options))
+    return S3Store(S3Settings.from_url(url))
 
 
 @hookimpl

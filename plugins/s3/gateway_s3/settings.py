@@ -7,8 +7,8 @@ URL form::
 
     s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME&path_style=1&profile=NAME&...]
 
-The same settings can come from store options (``--option s3_endpoint=URL``): the ``s3_``
-prefix keeps them apart from other stores' options. The URL wins over an option.
+The gateway parses it into a ``SourceURL``; the same settings can come from store options
+(``--option s3_endpoint=URL``, seen here as ``endpoint``). The URL wins over an option.
 Credentials are never read from the URL or the options (they would show in ``ps`` output and
 shell history): boto3's own chain finds them (environment, shared files and profiles, container
 and instance roles).
@@ -18,32 +18,49 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.errors import ConfigError, Forbidden
+from gateway.sourceurl import SourceURL
 from gateway.storage import check_key
 
-OPTION_PREFIX = "s3_"
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 AddressingStyle = Literal["auto", "virtual", "path"]
 _ADDRESSING: dict[str, AddressingStyle] = {"path": "path", "virtual": "virtual", "auto": "auto"}
-_SECRET_NAMES = {
-    "access_key",
-    "access_key_id",
-    "aws_access_key_id",
-    "secret",
-    "secret_key",
-    "secret_access_key",
-    "aws_secret_access_key",
-    "session_token",
-    "aws_session_token",
-    "password",
-}
+_SECRET_NAMES = frozenset(
+    {
+        "access_key",
+        "access_key_id",
+        "aws_access_key_id",
+        "secret",
+        "secret_key",
+        "secret_access_key",
+        "aws_secret_access_key",
+        "session_token",
+        "aws_session_token",
+        "password",
+    }
+)
+OPTIONS = frozenset(
+    {
+        "endpoint",
+        "endpoint_url",
+        "presign_endpoint",
+        "region",
+        "path_style",
+        "addressing_style",
+        "profile",
+        "verify",
+        "ca_bundle",
+        "connect_timeout",
+        "read_timeout",
+        "max_attempts",
+        "max_connections",
+    }
+)
+"""What an S3 source accepts in its query string or as ``s3_NAME`` store options."""
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
@@ -80,16 +97,21 @@ class S3Settings:
     session_token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_url(cls, url: str, options: Mapping[str, str]) -> S3Settings:
-        """Parse ``s3://BUCKET/PREFIX?opt=value`` plus ``s3_``-prefixed store options."""
-        _, _, rest = url.partition(":")
-        location, _, query = rest.partition("?")
-        location = location.removeprefix("//")
+    def from_url(cls, url: SourceURL) -> S3Settings:
+        """Read ``s3://BUCKET/PREFIX?opt=value`` and its ``s3_`` store options; no network."""
+        location = url.location.removeprefix("//")
         if "@" in location.split("/", 1)[0]:
             raise ConfigError(
                 "an s3: source must not carry credentials in its URL: use the environment "
                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), a profile or an instance role"
             )
+        for where, given in (("URL", url.query), ("options", url.store_options)):
+            secret = sorted(_SECRET_NAMES & set(given))
+            if secret:
+                raise ConfigError(
+                    f"an s3: source must not carry {secret[0]} in its {where}: use the "
+                    "environment, a profile or an instance role"
+                )
         bucket, _, prefix = location.partition("/")
         if not bucket:
             raise ConfigError("an s3: source needs a bucket, as in s3://recordings/pbx1")
@@ -101,68 +123,36 @@ class S3Settings:
                 check_key(prefix)
             except Forbidden:
                 raise ConfigError(f"the S3 prefix {prefix!r} is not a clean folder path") from None
+        url.check_options(OPTIONS)
 
-        values: dict[str, str] = {}
-        for key, value in options.items():
-            if key.startswith(OPTION_PREFIX):
-                values[key.removeprefix(OPTION_PREFIX)] = value
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key in _SECRET_NAMES:
-                raise ConfigError(
-                    f"an s3: source must not carry {key} in its URL: use the environment, "
-                    "a profile or an instance role"
-                )
-            if key not in _KNOWN:
-                raise ConfigError(
-                    f"unknown s3: URL option {key!r} (known: {', '.join(sorted(_KNOWN))})"
-                )
-            values[key] = value
-        return cls._from_values(bucket, prefix, values)
-
-    @classmethod
-    def _from_values(cls, bucket: str, prefix: str, values: Mapping[str, str]) -> S3Settings:
-        def text(name: str, *aliases: str) -> str | None:
-            for n in (name, *aliases):
-                if values.get(n):
-                    return values[n]
-            return None
-
-        endpoint = text("endpoint", "endpoint_url")
+        endpoint = url.option("endpoint", "endpoint_url")
         if endpoint is not None:
             endpoint = _check_endpoint(endpoint, "endpoint")
-        presign = text("presign_endpoint")
+        presign = url.option("presign_endpoint")
         if presign is not None:
             presign = _check_endpoint(presign, "presign_endpoint")
         addressing: AddressingStyle | None = None
-        style = text("addressing_style")
+        style = url.option("addressing_style")
         if style is not None:
             if style not in _ADDRESSING:
                 raise ConfigError("addressing_style must be path, virtual or auto")
             addressing = _ADDRESSING[style]
-        path_style = text("path_style")
-        if path_style is not None:
-            addressing = "path" if _flag(path_style, "path_style") else "virtual"
-        verify: bool | str = True
-        ca_bundle = text("ca_bundle")
-        if ca_bundle is not None:
-            verify = ca_bundle
-        elif text("verify") is not None:
-            verify = _flag(values["verify"], "verify")
+        if url.option("path_style") is not None:
+            addressing = "path" if url.flag("path_style") else "virtual"
+        verify: bool | str = url.option("ca_bundle") or url.flag("verify", default=True)
         return cls(
             bucket=bucket,
             prefix=prefix,
             endpoint=endpoint,
             presign_endpoint=presign,
-            region=text("region"),
+            region=url.option("region"),
             addressing_style=addressing,
-            profile=text("profile"),
+            profile=url.option("profile"),
             verify=verify,
-            connect_timeout=_number(text("connect_timeout"), DEFAULT_CONNECT_TIMEOUT, "timeout"),
-            read_timeout=_number(text("read_timeout"), DEFAULT_READ_TIMEOUT, "read_timeout"),
-            max_attempts=int(_number(text("max_attempts"), DEFAULT_MAX_ATTEMPTS, "max_attempts")),
-            max_connections=int(
-                _number(text("max_connections"), DEFAULT_MAX_CONNECTIONS, "max_connections")
-            ),
+            connect_timeout=url.number("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            read_timeout=url.number("read_timeout", DEFAULT_READ_TIMEOUT),
+            max_attempts=url.integer("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            max_connections=url.integer("max_connections", DEFAULT_MAX_CONNECTIONS),
         )
 
     @property
@@ -191,23 +181,6 @@ class S3Settings:
         return where
 
 
-_KNOWN = {
-    "endpoint",
-    "endpoint_url",
-    "presign_endpoint",
-    "region",
-    "path_style",
-    "addressing_style",
-    "profile",
-    "verify",
-    "ca_bundle",
-    "connect_timeout",
-    "read_timeout",
-    "max_attempts",
-    "max_connections",
-}
-
-
 def safe_url(url: str) -> str:
     """The URL without user info, query or fragment: what may be shown to users."""
     try:
@@ -233,24 +206,3 @@ def _check_endpoint(value: str, name: str) -> str:
     if parts.username or parts.password:
         raise ConfigError(f"{name} must not carry credentials")
     return value
-
-
-def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
-
-
-def _number(value: str | None, default: float, name: str) -> float:
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {value!r}") from None
-    if not number > 0:
-        raise ConfigError(f"{name} must be more than 0")
-    return number

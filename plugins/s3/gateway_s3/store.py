@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, Forbidden, GatewayError, NotFound
-from gateway.storage import CHUNK_SIZE, Entry, NameFilter, check_key
+from gateway.sourceurl import SourceURL
+from gateway.storage import CHUNK_SIZE, ByteStream, Entry, NameFilter, check_key
 from gateway_s3.settings import S3Settings
 from gateway_s3.translate import translate
 
@@ -44,9 +45,9 @@ class S3Store:
         self._presign_client: S3Client | None = None
 
     @classmethod
-    def from_url(cls, url: str, options: Mapping[str, str]) -> S3Store:
+    def from_url(cls, url: SourceURL) -> S3Store:
         """The store factory: parse only, no network (see ``gateway.hookspecs``)."""
-        return cls(S3Settings.from_url(url, options))
+        return cls(S3Settings.from_url(url))
 
     def __repr__(self) -> str:
         return f"S3Store({self.description!r})"
@@ -202,7 +203,9 @@ class S3Store:
         size, mtime = int(head.get("ContentLength", 0)), _utc(head.get("LastModified"))
         return Entry(key, size, mtime, etag=head.get("ETag"))
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> ObjectChunks:
+    def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
+        """One ``GetObject`` with a ``Range``, streamed; closing the stream, read to the end or
+        not, closes the response body (and with it its connection)."""
         object_key = self._object_key(key)
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"bad byte range {start}-{end}")

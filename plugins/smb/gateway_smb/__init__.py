@@ -2,8 +2,9 @@
 
 Source form: ``smb://[[DOMAIN;]USER[:PASSWORD]@]HOST[:PORT]/SHARE[/PATH][?encrypt=1&timeout=5]``
 (placeholders and layouts as for ``file:``). The password may also come from the file given
-with ``--smb-password-file`` or from ``GATEWAY_SMB_PASSWORD``; it never appears in the
-store's description, its ``repr``, logs or error messages. See docs/smb.md.
+with ``--smb-password-file`` (the store option ``smb_password_file``) or from
+``GATEWAY_SMB_PASSWORD``; it never appears in the store's description, its ``repr``, logs or
+error messages. See docs/smb.md.
 
 Registered through the ``gateway.plugins`` entry point like any third-party store. smbprotocol
 is imported only when an ``smb:`` source is built, so the gateway runs without it.
@@ -11,11 +12,12 @@ is imported only when an ``smb:`` source is built, so the gateway runs without i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
 from gateway.hookspecs import StoreType, hookimpl
+from gateway.sourceurl import SourceURL
 from gateway_smb.config import parse_location
 
 if TYPE_CHECKING:
@@ -24,9 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["gateway_store_types", "open_store"]
 
 
-def open_store(url: str, options: Mapping[str, str]) -> SmbStore:
-    """The ``StoreType`` factory: read the URL and options, touch no network."""
-    location = parse_location(url, options)
+def open_store(url: SourceURL) -> SmbStore:
+    """The ``StoreType`` factory: read the URL and its store options, touch no network."""
+    location = parse_location(url)
     try:
         from gateway_smb.store import SmbStore
     except ImportError as exc:

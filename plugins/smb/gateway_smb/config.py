@@ -3,34 +3,33 @@
 URL form: ``smb://[[DOMAIN;]USER[:PASSWORD]@]HOST[:PORT]/SHARE[/PATH...][?OPTIONS]``, with
 ``OPTIONS`` among ``encrypt=1|0``, ``timeout=SECONDS`` (connect and log on, default 5),
 ``io_timeout=SECONDS`` (one request on an established session, default ``max(30, 6 x
-timeout)``), ``domain=NAME``, ``connections=N`` (pool size, default 4). The same options may
-be given to every SMB source at once as store options ``smb_encrypt``, ``smb_timeout``,
-``smb_io_timeout``, ``smb_domain``, ``smb_connections``; the URL wins. The password comes from the
-URL, else from the file named by the store option ``smb_password_file``, else from the
-environment variable ``GATEWAY_SMB_PASSWORD``.
+timeout)``), ``domain=NAME``, ``connections=N`` (pool size, default 4). The gateway parses the
+URL into a ``SourceURL``; the same options may be given to every SMB source at once as store
+options ``--option smb_encrypt=1``, ``smb_timeout``, ``smb_io_timeout``, ``smb_domain``,
+``smb_connections``; the URL wins. The password comes from the URL, else from the file named
+by the store option ``smb_password_file`` (``--smb-password-file``), else from the environment
+variable ``GATEWAY_SMB_PASSWORD``.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 from gateway.errors import ConfigError, Forbidden
+from gateway.sourceurl import SourceURL
 from gateway.storage import check_key
 
 PASSWORD_ENV = "GATEWAY_SMB_PASSWORD"  # noqa: S105 (a variable name)
-PASSWORD_FILE_OPTION = "smb_password_file"  # noqa: S105 (an option name)
 DEFAULT_PORT = 445
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CONNECTIONS = 4
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-_URL_OPTIONS = ("encrypt", "timeout", "io_timeout", "domain", "connections")
+OPTIONS = ("encrypt", "timeout", "io_timeout", "domain", "connections")
+"""What an SMB source accepts in its query string or as ``smb_NAME`` store options."""
+_KNOWN = (*OPTIONS, "password_file")
 
 # Names Windows reserves in every folder, with or without an extension ("CON", "con.wav").
 _RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9¹²³])$", re.IGNORECASE)
@@ -101,111 +100,50 @@ def smb_segments(key: str, *, allow_root: bool = False) -> list[str]:
     return parts
 
 
-def parse_location(
-    url: str, options: Mapping[str, str], environ: Mapping[str, str] | None = None
-) -> SmbLocation:
-    """Read an ``smb://`` URL and the store options into an ``SmbLocation``; no network.
+def parse_location(url: SourceURL) -> SmbLocation:
+    """Read an ``smb://`` source URL (with its store options) into an ``SmbLocation``; no
+    network.
 
     Raise ``ConfigError`` for a malformed URL or option (the message never holds the password).
     """
-    env = os.environ if environ is None else environ
-    scheme, _, rest = url.partition(":")
-    if scheme.lower() != "smb" or not rest.startswith("//"):
+    if url.scheme != "smb" or not url.has_authority:
         raise ConfigError("an SMB source looks like smb://USER@HOST[:PORT]/SHARE/PATH")
-    try:
-        parts = urlsplit("smb:" + rest)
-        host = parts.hostname
-        port = parts.port or DEFAULT_PORT
-    except ValueError:
-        raise ConfigError(f"cannot read the SMB source {_redacted(url)!r}") from None
+    shown = url.redacted
+    if "#" in url.location or any("#" in k + v for k, v in url.query.items()):
+        raise ConfigError(f"the SMB source {shown!r} has a '#' in it")
+    host = url.host  # ConfigError (without the password) for a port that is not a number
     if not host:
-        raise ConfigError(f"the SMB source {_redacted(url)!r} names no host")
-    if parts.fragment:
-        raise ConfigError(f"the SMB source {_redacted(url)!r} has a '#' in it")
-
-    segments = [unquote(s) for s in parts.path.split("/") if s]
+        raise ConfigError(f"the SMB source {shown!r} names no host")
+    segments = [unquote(s) for s in url.path.split("/") if s]
     if not segments:
-        raise ConfigError(f"the SMB source {_redacted(url)!r} names no share: smb://HOST/SHARE")
+        raise ConfigError(f"the SMB source {shown!r} names no share: smb://HOST/SHARE")
     try:
         smb_segments("/".join(segments))
     except Forbidden:
-        raise ConfigError(f"the SMB source {_redacted(url)!r} has an invalid path") from None
+        raise ConfigError(f"the SMB source {shown!r} has an invalid path") from None
+    url.check_options(_KNOWN)
 
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(query) - set(_URL_OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown SMB option {unknown[0]!r} (known: {', '.join(_URL_OPTIONS)})")
-
-    def option(name: str) -> str | None:
-        return query.get(name, options.get(f"smb_{name}"))
-
-    user = unquote(parts.username) if parts.username is not None else None
-    domain = option("domain") or None
+    user = url.user
+    domain = url.option("domain")
     if user is not None and ";" in user:  # smb://DOMAIN;user@host, the SMB URI convention
         domain, _, user = user.partition(";")
     if user == "":
         user = None
-
-    password = unquote(parts.password) if parts.password is not None else None
-    if password is None and options.get(PASSWORD_FILE_OPTION):
-        password = _read_password_file(options[PASSWORD_FILE_OPTION])
+    password = url.password
     if password is None:
-        password = env.get(PASSWORD_ENV)
+        password = url.secret("password", env=PASSWORD_ENV, what="SMB password file")
+    io_timeout = url.option("io_timeout")
 
     return SmbLocation(
         host=host,
-        port=port,
+        port=url.port or DEFAULT_PORT,
         share=segments[0],
         root=tuple(segments[1:]),
         user=user,
         password=password,
-        domain=domain,
-        encrypt=_flag("encrypt", option("encrypt")),
-        timeout=_positive("timeout", option("timeout"), DEFAULT_TIMEOUT, float),
-        io_timeout=_positive("io_timeout", option("io_timeout"), 0, float) or None,
-        connections=int(_positive("connections", option("connections"), DEFAULT_CONNECTIONS, int)),
+        domain=domain or None,
+        encrypt=url.flag("encrypt"),
+        timeout=url.number("timeout", DEFAULT_TIMEOUT),
+        io_timeout=None if io_timeout is None else url.number("io_timeout", 0.0),
+        connections=url.integer("connections", DEFAULT_CONNECTIONS),
     )
-
-
-def _flag(name: str, value: str | None) -> bool:
-    if value is None or value == "":
-        return False
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise ConfigError(f"the SMB option {name} takes 1 or 0, not {value!r}")
-
-
-def _positive(name: str, value: str | None, default: float, kind: type[float] | type[int]) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        number = kind(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ConfigError(f"the SMB option {name} takes a positive number, not {value!r}")
-    return number
-
-
-def _read_password_file(name: str) -> str:
-    path = Path(name).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the SMB password file {path}: {exc.strerror}") from None
-    return text.removesuffix("\n").removesuffix("\r")
-
-
-def _redacted(url: str) -> str:
-    """The URL without the password in its user part.
-
-    The user part ends at the *last* ``@``: a password may hold ``/`` or ``@`` unencoded, and
-    hiding a little too much of an odd path is better than showing a password.
-    """
-    scheme, sep, rest = url.partition("//")
-    userinfo, at, after = rest.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}{sep}{userinfo}{at}{after}"

@@ -21,6 +21,14 @@ Reads. ``open`` opens the file before returning (so a missing file or refused lo
 by ``open`` itself) and returns an iterator that keeps a few reads in flight and yields
 ``CHUNK_SIZE`` pieces; closing it closes the remote file. It never hands out smbclient's file
 object.
+
+smbprotocol below its documented API. Besides ``smbclient``'s functions and the public methods
+of ``Connection`` and ``Open`` (``send``, ``receive``, ``read(send=False)``,
+``query_directory(send=False)``), this module relies on undocumented details: the key format
+of an smbclient connection cache (``host:port``, from ``smbclient._pool``), the ``fd``
+attribute of the raw file ``smbclient.open_file(buffering=0)`` returns (``smbclient._io``),
+``Connection.transport.connected`` and the credit window ``Connection.sequence_window``. That
+is why ``pyproject.toml`` caps smbprotocol below its next minor version.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from smbprotocol.file_info import FileAttributes, FileInformationClass
 from smbprotocol.open import QueryDirectoryFlags, SMB2QueryDirectoryResponse
 
 from gateway.errors import ConfigError, Forbidden, GatewayError, NotFound, Unavailable
-from gateway.storage import CHUNK_SIZE, Entry, NameFilter, join_key
+from gateway.storage import CHUNK_SIZE, ByteStream, Entry, NameFilter, join_key
 from gateway_smb.config import SmbLocation, smb_segments
 
 log = logging.getLogger("gateway_smb")
@@ -444,8 +452,11 @@ class SmbStore:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
         return Entry(key, st.st_size, mtime)
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Stream bytes ``start`` to ``end`` (exclusive, ``None``: to the end of the file)."""
+    def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
+        """Stream bytes ``start`` to ``end`` (exclusive, ``None``: to the end of the file).
+
+        The file is opened here (so a missing file is ``NotFound`` from this call); closing
+        the stream, read or not, closes the remote file and frees its pooled connection."""
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"bad byte range {start}-{end}")
         return SmbChunks(self, key, smb_segments(key), start, end)
@@ -544,7 +555,8 @@ class SmbChunks:
         self._store = store
         self._key = key
         self._parts = parts
-        self._pending: deque[tuple[int, int, Any]] = deque()
+        self._pending: deque[tuple[int, int, Any, Callable[[Any], bytes]]] = deque()
+        """Reads in flight: offset, length, the request, and the function receiving its reply."""
         # errors known before the first byte are raised here
         self._slot: _Slot | None
         self._slot, self._raw = store._open_file(key, parts)
@@ -612,12 +624,12 @@ class SmbChunks:
                 if time.monotonic() > deadline:
                     raise Unavailable(f"{self._store.description}: the server grants no credits")
                 time.sleep(0.002)  # other downloads hold the credits; theirs come back soon
-        offset, self._requested, request = self._pending.popleft()
+        offset, self._requested, request, receive = self._pending.popleft()
         assert offset == self._offset
         assert self._slot is not None
         with self._store._watchdog.guard(self._slot, self._store._request_timeout) as fired:
             try:
-                data: bytes = fd._read_response(request)
+                data = receive(request)
             except Exception:
                 if fired():
                     raise Unavailable(
@@ -639,14 +651,14 @@ class SmbChunks:
             reserve = _CREDIT_RESERVE if self._pending else 0  # the first read always may go
             if window["high"] - window["low"] < charge + reserve:
                 return False
-            msg, _ = fd.read(self._sent, length, send=False)
+            msg, receive = fd.read(self._sent, length, send=False)
             request = conn.send(
                 msg,
                 sid=fd.tree_connect.session.session_id,
                 tid=fd.tree_connect.tree_connect_id,
                 credit_request=charge * 2,  # grow the window towards what read-ahead needs
             )
-        self._pending.append((self._sent, length, request))
+        self._pending.append((self._sent, length, request, receive))
         self._sent += length
         return True
 
@@ -669,8 +681,8 @@ class SmbChunks:
         try:
             with self._store._watchdog.guard(self._slot, self._store._request_timeout):
                 while self._pending:
-                    _, _, request = self._pending.popleft()
-                    self._raw.fd._read_response(request)
+                    _, _, request, receive = self._pending.popleft()
+                    receive(request)
         except Exception as exc:
             log.debug("an abandoned SMB read failed: %r", exc)
         self._pending.clear()
@@ -682,6 +694,7 @@ class SmbChunks:
             return
         self._drain()
         self._raw = self._slot = None
+        self._buffer, self._pos = b"", 0
         if slot is not None:
             self._store._close_file(slot, raw)
             self._store._release(slot)
