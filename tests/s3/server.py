@@ -17,11 +17,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import wait_until
 
 _PORT_NAMES = (
     "master",
@@ -162,25 +163,29 @@ class SeaweedServer:
                 connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}, s3=PATH_STYLE
             ),
         )
-        deadline = time.monotonic() + timeout
         last: Exception | None = None
+
+        def ready() -> bool:
+            nonlocal last
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"weed exited with {self.process.returncode}; see {self.dir / 'log'}"
+                )
+            try:
+                client.list_buckets()
+                return True
+            except Exception as exc:  # not up yet
+                last = exc
+                return False
+
         try:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"weed exited with {self.process.returncode}; see {self.dir / 'log'}"
-                    )
-                try:
-                    client.list_buckets()
-                    return
-                except Exception as exc:  # not up yet
-                    last = exc
-                    time.sleep(0.2)
+            wait_until(ready, timeout, 0.2, what=lambda: f"SeaweedFS to be ready: {last}")
+        except AssertionError:
+            self.stop()
+            raise
         finally:
             client.close()
-        self.stop()
-        raise RuntimeError(f"SeaweedFS not ready after {timeout} s: {last}")
 
     def stop(self) -> None:
         """Stop the process by its id and remove the sockets it leaves in /tmp."""

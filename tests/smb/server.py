@@ -14,9 +14,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
+
+from tests.conftest import wait_until
 
 SHARE = "recordings"
 
@@ -110,19 +111,26 @@ class SambaServer:
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"smbd exited with {self.process.returncode}; see {self.base}/log"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"smbd did not listen on port {self.port} within {timeout} s")
+        process = self.process
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"smbd exited with {process.returncode}; see {self.base}/log")
+            return self._accepts()
+
+        try:
+            wait_until(listening, timeout, what=f"smbd to listen on port {self.port}")
+        except AssertionError:
+            self.stop()
+            raise
+
+    def _accepts(self) -> bool:
+        """Whether smbd's port accepts a TCP connection now."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """Stop smbd (by its pid) and wait until its port refuses connections."""
@@ -135,13 +143,9 @@ class SambaServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    time.sleep(0.05)
-            except OSError:
-                return
+        wait_until(
+            lambda: not self._accepts(), 10, what=f"smbd's port {self.port} to refuse connections"
+        )
 
     def _tree(self) -> list[int]:
         """smbd's pid and those of its descendants (the per-connection children)."""

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
+from tests.conftest import wait_until
 from tests.tenants.conftest import SECRETS, search, write_tenants
 from tests.web.conftest import Gateway
 
 T1, T2, T3 = "tenant1.example", "tenant2.example", "other.example"
 SHARED = "1772700000.555"
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(gw: Gateway, tenant: str, secret: str) -> int:
@@ -51,22 +42,22 @@ def test_reload_while_searching(start: Callable[..., Gateway], tenants_file: Pat
     worker = threading.Thread(target=keep_searching)
     worker.start()
     try:
-        wait_for(lambda: counted[0] > 20, "searches to run")
+        wait_until(lambda: counted[0] > 20, 15, what="searches to run")
         # add a tenant, remove another, several reloads in a row
         new_secret = "s3cret-new-77aa"
         write_tenants(tenants_file, {T1: SECRETS[T1], T3: new_secret})
         for _ in range(3):
             gw.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: status(gw, T3, new_secret) == 200, "the new tenant")
+        wait_until(lambda: status(gw, T3, new_secret) == 200, 15, what="the new tenant")
         assert status(gw, T2, SECRETS[T2]) == 401
         # a broken file keeps the tenants of the last good one
         tenants_file.write_text('[{"tenant": "broken", "secret": ')
         gw.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "tenants not reloaded" in gw.log(), "the reload error")
+        wait_until(lambda: "tenants not reloaded" in gw.log(), 15, what="the reload error")
         assert status(gw, T3, new_secret) == 200
         assert status(gw, T1, SECRETS[T1]) == 200
         before = counted[0]
-        wait_for(lambda: counted[0] > before + 20, "more searches")
+        wait_until(lambda: counted[0] > before + 20, 15, what="more searches")
     finally:
         done.set()
         worker.join(30)
@@ -87,7 +78,7 @@ def test_changed_secret_takes_effect(start: Callable[..., Gateway], tenants_file
     assert status(gw, T1, SECRETS[T1]) == 200
     write_tenants(tenants_file, {T1: "s3cret-rotated-1", T2: SECRETS[T2]})
     gw.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: status(gw, T1, "s3cret-rotated-1") == 200, "the new secret")
+    wait_until(lambda: status(gw, T1, "s3cret-rotated-1") == 200, 15, what="the new secret")
     assert status(gw, T1, SECRETS[T1]) == 401
     assert status(gw, T2, SECRETS[T2]) == 200
 
@@ -101,7 +92,7 @@ def test_reload_refuses_a_file_that_would_break_isolation(
         marker = gw.log().count("tenants not reloaded")
         write_tenants(tenants_file, bad)
         gw.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda m=marker: gw.log().count("tenants not reloaded") > m, "refusal")  # type: ignore[misc]
+        wait_until(lambda m=marker: gw.log().count("tenants not reloaded") > m, 15, what="refusal")  # type: ignore[misc]
         assert status(gw, T1, SECRETS[T1]) == 200
         assert status(gw, T2, SECRETS[T2]) == 200
     assert "admin-token-5b1e0c7d" not in gw.log()

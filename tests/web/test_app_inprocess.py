@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,17 @@ import requests
 import waitress
 
 from gateway.errors import Unavailable
-from gateway.layouts import PathPattern
+from gateway.placeholders import PathPattern
 from gateway.query import parse_timezone
 from gateway.search import SearchSettings
-from gateway.signing import LinkSigner
+from gateway.signing import LEEWAY_SECONDS, LinkSigner
 from gateway.sources import StoreSource
 from gateway.storage import Entry, LocalFile
 from gateway.web.accesslog import AccessLog, redact
 from gateway.web.app import create_app
 from gateway.web.config import WebConfig
 from gateway_local import LocalStore
+from tests.conftest import FakeClock
 from tests.web.conftest import TOKEN, TZ, Archive
 
 
@@ -146,6 +149,46 @@ def test_unexpected_errors_are_500_without_details(archive: Archive) -> None:
     answer = client.simulate_get(f"/files/{signed}/a.wav")
     assert answer.status_code == 500
     assert answer.json == {"status": "ERROR", "error": "internal error"}
+
+
+def test_a_link_expires_after_its_ttl_and_the_leeway(archive: Archive) -> None:
+    """Expiry on the gateway's own clock, a fake one moved by hand (no sleeping): a link works
+    for its TTL and the leeway, then is 410; a new search gives a fresh link."""
+    clock = FakeClock()
+    signer = LinkSigner(["in-process-expiry-key-" + "k" * 20], clock=clock)
+    config = replace(make_config(LocalStore(archive.root)), signer=signer, link_ttl=60)
+    client = falcon.testing.TestClient(create_app(config))
+    call = archive.call_with(1)
+    params = {"token": TOKEN, "callid": call.callid, "timestamp": call.start}
+
+    def fresh_link() -> tuple[str, float]:
+        answer = client.simulate_post("/search/", params=params)
+        assert answer.status_code == 200, answer.text
+        (found,) = answer.json["files"]
+        expires = datetime.fromisoformat(found["expires"].replace("Z", "+00:00"))
+        return "/files/" + found["url"].split("/files/", 1)[1], expires.timestamp()
+
+    path, expires = fresh_link()
+    assert expires == clock.now + 60
+    got = client.simulate_get(path)
+    assert got.status_code == 200
+    assert got.headers["Cache-Control"] == "private, max-age=60"
+    clock.advance(45)  # caches may keep the file no longer than the link lives
+    assert client.simulate_head(path).headers["Cache-Control"] == "private, max-age=15"
+    clock.advance(15 + LEEWAY_SECONDS)  # expired, but within the leeway for other clocks
+    got = client.simulate_get(path)
+    assert got.status_code == 200
+    assert got.headers["Cache-Control"] == "private, max-age=0"
+    clock.advance(1)
+    assert client.simulate_head(path).status_code == 410
+    expired = client.simulate_get(path)
+    assert expired.status_code == 410
+    assert expired.json["status"] == "ERROR"
+    assert "expired" in expired.json["error"]
+
+    again, expires_again = fresh_link()  # searching again: a link valid from now on
+    assert expires_again == clock.now + 60
+    assert client.simulate_get(again).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import http.server
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.web.conftest import Archive, Gateway
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -80,9 +80,11 @@ def test_chromium_plays_and_seeks(
         )
         return result
 
-    deadline = time.monotonic() + 20
-    while state()["ready"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    def loaded_or_failed() -> bool:
+        now = state()
+        return now["ready"] >= 1 or now["error"] != 0
+
+    wait_until(loaded_or_failed, 20, 0.1, what=lambda: f"the audio to load: {state()}")
     loaded = state()
     assert loaded["error"] == 0, loaded
     assert loaded["duration"] > 4  # the demo calls are several seconds long
@@ -93,12 +95,14 @@ def test_chromium_plays_and_seeks(
         "const a = document.getElementById('player'); a.currentTime = arguments[0]; a.play();",
         middle,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def played_past_the_middle_or_failed() -> bool:
         now = state()
-        if now["time"] > middle + 0.3:
-            break
-        time.sleep(0.1)
+        return now["time"] > middle + 0.3 or now["error"] != 0
+
+    wait_until(
+        played_past_the_middle_or_failed, 20, 0.1, what=lambda: f"playback to go on: {state()}"
+    )
     now = state()
     assert now["error"] == 0, now
     assert middle + 0.3 < now["time"] <= loaded["duration"], now

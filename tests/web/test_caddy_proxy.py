@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 from tests.web.conftest import TOKEN, Archive, Gateway
 
 pytestmark = pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
@@ -55,20 +54,26 @@ def caddy(tmp_path: Path, start_gateway: Any) -> Iterator[tuple[str, Path, Gatew
     )
     root_cert = tmp_path / "data" / "pki" / "authorities" / "local" / "root.crt"
     url = f"https://localhost:{https_port}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def serving() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"caddy exited: {(tmp_path / 'caddy.log').read_text()}")
         try:
-            if (
+            return (
                 root_cert.exists()
                 and requests.get(f"{url}/healthz", verify=root_cert, timeout=2).ok
-            ):
-                break
+            )
         except requests.RequestException:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError((tmp_path / "caddy.log").read_text())
-        time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(
+            serving, 20, 0.1, what=lambda: f"caddy at {url}: {(tmp_path / 'caddy.log').read_text()}"
+        )
+    except (AssertionError, RuntimeError):
+        proc.kill()
+        proc.wait(10)
+        raise
     yield url, root_cert, gw
     proc.terminate()
     proc.wait(10)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from gateway.signing import LEEWAY_SECONDS, LinkSigner
 from tests.web.conftest import TOKEN, Archive, Gateway, make_archive
 
 
@@ -223,13 +224,27 @@ def test_file_swapped_for_a_link_out_of_the_root_is_refused_in_neutral_words(
     assert str(tmp_path) not in answer.text
 
 
-def test_expired_link_is_410(start_gateway: Any, archive: Archive) -> None:
-    gw = start_gateway("--link-ttl", "1")
+def test_expired_link_is_410(start_gateway: Any, archive: Archive, tmp_path: Path) -> None:
+    """A real ``gateway serve`` answers an expired link with a JSON 410. Its clock cannot be
+    moved, so the link is signed again with its key (``--link-key-file``) on a clock set back;
+    the expiry arithmetic (TTL, leeway) is tested on fake clocks in test_signing.py and
+    test_app_inprocess.py."""
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY_A}\n")
+    gw = start_gateway("--link-key-file", str(keys), "--link-ttl", "60")
     (found,) = gw.links(archive.call_with(1))
     assert requests.get(found["url"], timeout=10).status_code == 200  # fresh: fine
-    expires = datetime.fromisoformat(found["expires"].replace("Z", "+00:00")).timestamp()
-    time.sleep(max(0.0, expires + 5 + 1.5 - time.time()))  # after the 5 s leeway
-    answer = requests.get(found["url"], timeout=10)
+    signed = found["url"].split("/files/", 1)[1].split("/", 1)[0]
+    target = LinkSigner([KEY_A]).verify(signed)
+    assert 50 < target.expires - time.time() <= 60  # --link-ttl
+
+    def signed_ago(seconds: float) -> str:
+        signer = LinkSigner([KEY_A], clock=lambda: time.time() - seconds)
+        token, _ = signer.sign(target.source, target.key, 60, name=target.name)
+        return str(found["url"]).replace(signed, token)
+
+    assert requests.get(signed_ago(0), timeout=10).status_code == 200  # the same link
+    answer = requests.get(signed_ago(60 + LEEWAY_SECONDS + 30), timeout=10)
     assert answer.status_code == 410
     assert answer.json()["status"] == "ERROR"
 

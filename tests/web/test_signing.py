@@ -8,21 +8,14 @@ import pytest
 
 from gateway.errors import ConfigError, LinkExpired, LinkInvalid
 from gateway.signing import LEEWAY_SECONDS, LinkSigner, read_key_file
+from tests.conftest import FakeClock
 
 KEY1 = "k1-" + "x" * 40
 KEY2 = "k2-" + "y" * 40
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_round_trip_and_expiry_with_leeway() -> None:
-    clock = Clock()
+    clock = FakeClock()
     signer = LinkSigner([KEY1], clock=clock)
     token, target = signer.sign("file:/srv/rec", "2026/03/07/a.wav", 300)
     assert target.expires == int(clock.now) + 300
