@@ -227,6 +227,7 @@ def open_sources(
     scheme, ``<layout>_NAME`` for that layout.
     """
     how = SourceOptions(backend, layout, options, peer_timeout)
+    _check_option_names(options or {}, plugins)
     items = [item.strip() for item in spec.split(",") if item.strip()]
     if not items:
         raise UsageError("no source given: use --path FOLDER or --path SCHEME:LOCATION")
@@ -249,6 +250,18 @@ def open_sources(
             source.close()
         raise
     return sources
+
+
+def _check_option_names(options: Mapping[str, str], plugins: Plugins) -> None:
+    """Every ``--option`` names a store scheme or a layout before its ``_``: a typo in the
+    prefix would otherwise be ignored without a word."""
+    owners = sorted({*plugins.stores, *plugins.layouts}, key=len, reverse=True)
+    for name in options:
+        if not any(name.startswith(f"{owner}_") for owner in owners):
+            raise UsageError(
+                f"the option {name!r} names no store scheme or layout: options are "
+                f"SCHEME_NAME or LAYOUT_NAME ({', '.join(sorted(owners))})"
+            )
 
 
 def _refuse_duplicate_sites(sources: Sequence[Source]) -> None:

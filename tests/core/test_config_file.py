@@ -86,5 +86,9 @@ def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
 
 def test_store_options_table(tmp_path: Path, archives: tuple[Path, Path]) -> None:
     first, _ = archives
-    cfg = config(tmp_path, f'path = "{first}"\n[option]\nanything = "x"\n')
+    cfg = config(tmp_path, f'path = "{first}"\n[option]\nsmb_timeout = "10"\n')
     assert names(run_gateway("search", "--config", cfg, "--callid", CALL, "--json"))
+    typo = config(tmp_path, f'path = "{first}"\n[option]\nsmbtimeout = "10"\n')
+    done = run_gateway("search", "--config", typo, "--callid", CALL)
+    assert done.returncode == 2
+    assert b"the option 'smbtimeout' names no store scheme or layout" in done.stderr
