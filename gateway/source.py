@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from gateway.query import Query
 from gateway.recordings import Recording
@@ -63,10 +62,10 @@ class StoredFile:
     def open(self, start: int = 0, end: int | None = None) -> ByteStream:
         return self.store.open(self.entry.key, start, end)
 
-    def local_path(self) -> Path | None:
-        """The checked local path, when the store's files are real local files."""
+    def open_local(self) -> BinaryIO | None:
+        """The file opened for reading, when the store's files are real local files."""
         if isinstance(self.store, LocalFile):
-            return self.store.local_path(self.entry.key)
+            return self.store.open_local(self.entry.key)
         return None
 
     def presigned_url(self, seconds: int) -> str | None:

@@ -14,8 +14,8 @@ containing ``.`` or ``..`` segments, backslashes or NUL (``""`` is the root itse
   releases whatever it holds (a file handle, a pooled connection);
 - MUST never write, move or delete anything.
 
-A store MAY also provide ``local_path`` (see ``LocalFile``) when its files are real local files,
-so the web server can hand them to its file wrapper.
+A store MAY also provide ``open_local`` (see ``LocalFile``) when its files are real local
+files, so the web server can hand an open file to its file wrapper.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from gateway.errors import Forbidden
 
@@ -118,8 +117,9 @@ class Store(Protocol):
 class LocalFile(Protocol):
     """Optional capability: the store's files are real files on this machine."""
 
-    def local_path(self, key: str) -> Path:
-        """Return the checked, resolved local path of ``key`` (inside the root)."""
+    def open_local(self, key: str) -> BinaryIO:
+        """Open the file at ``key`` (checked to lie inside the root) for reading, as ``open``
+        would, raising the same errors; the caller closes it."""
         ...
 
 

@@ -139,20 +139,11 @@ class FileResource:
         return True
 
     def _stream(self, resp: falcon.Response, delivery: StoredFile, part: ByteRange) -> None:
-        key = delivery.entry.key
-        path = delivery.local_path()
-        if path is None:
+        handle = delivery.open_local()
+        if handle is None:
             resp.stream = ChunkStream(delivery.open(part.start, part.end + 1), part.length)
-            return
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise NotFound(f"no file {key!r}") from None
-        except PermissionError:
-            raise Forbidden(f"cannot read {key!r}") from None
-        except OSError as exc:
-            raise Unavailable(f"{delivery.store.description}: {exc.strerror}") from None
-        resp.stream = FileRange(handle, part.start, part.end + 1)
+        else:
+            resp.stream = FileRange(handle, part.start, part.end + 1)
 
     def _whole(
         self, resp: falcon.Response, stream: ByteStream, target: LinkTarget, body: bool

@@ -31,7 +31,7 @@ from tests.web.conftest import TOKEN, TZ, Archive
 
 
 class StreamOnlyStore:
-    """A real store over a local folder that offers no ``local_path`` (like SMB or S3), so
+    """A real store over a local folder that offers no ``open_local`` (like SMB or S3), so
     the web service must stream its generator. Counts how much it was asked to read."""
 
     def __init__(self, root: Path) -> None:

@@ -127,16 +127,18 @@ class LocalStore:
     def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
         """The bytes ``start`` to ``end`` of the file, from an open handle that closing the
         stream (or reading it to the end) closes."""
+        return FileChunks(self.open_local(key), start, end)
+
+    def open_local(self, key: str) -> BinaryIO:
         path = self.local_path(key)
         try:
-            handle = path.open("rb")
+            return path.open("rb")
         except FileNotFoundError:
             raise NotFound(f"no file {key!r}") from None
         except PermissionError:
             raise Forbidden(f"cannot read {key!r}") from None
         except OSError as exc:
             raise Unavailable(f"{self.description}: {exc.strerror}") from None
-        return FileChunks(handle, start, end)
 
     def close(self) -> None:
         pass
