@@ -6,10 +6,12 @@ from datetime import date
 
 import pytest
 
-from gateway.errors import UsageError
 from gateway.builtin_layouts import FLAT, FREEPBX, FUSIONPBX
+from gateway.errors import ConfigError, UsageError
+from gateway.layout import Layout, TenantFolders
 from gateway.placeholders import PathPattern
 from gateway.query import Query
+from gateway.testing import LayoutContract, plugins_with
 
 DAYS = [date(2026, 3, 8), date(2026, 3, 9)]
 
@@ -78,3 +80,41 @@ def test_fusionpbx_without_tenant_searches_every_domain() -> None:
 def test_flat_scans_everything() -> None:
     [scan] = FLAT.scans(Query("1.1"), DAYS)
     assert (scan.prefix, scan.recursive) == ("", True)
+
+
+@pytest.mark.parametrize("name", ["flat", "freepbx", "fusionpbx"])
+class TestBuiltinLayouts(LayoutContract):
+    """The named layouts, built by their factories as ``--layout NAME`` builds them."""
+
+    @pytest.fixture
+    def contract_layout(self, name: str) -> Layout:
+        return plugins_with().layout(name)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["%TE/%YY/%MM/%DD", "%TE/%YY-%MM", "rec/%TE/archive/%YY/%ME/%DD", "%YY/%TE/%MM"],
+)
+class TestPlaceholderPatterns(LayoutContract):
+    """Source paths with placeholders, the tenant (``%TE``) among them."""
+
+    @pytest.fixture
+    def contract_layout(self, pattern: str) -> Layout:
+        return PathPattern(pattern)
+
+
+def test_a_tenant_pattern_keeps_tenants_apart_and_the_others_do_not() -> None:
+    assert isinstance(FUSIONPBX, TenantFolders)
+    keys = FUSIONPBX.tenant_keys("t1.example.com")
+    assert keys is not None
+    assert keys.fullmatch("t1.example.com/archive/2026/Mar/09/u-1.wav")
+    assert not keys.fullmatch("t1xexample.com/archive/2026/Mar/09/u-1.wav")
+    assert FREEPBX.tenant_keys("t1.example.com") is None
+    assert FLAT.tenant_keys("t1.example.com") is None
+
+
+def test_builtin_layouts_take_no_options() -> None:
+    plugins = plugins_with()
+    assert plugins.layout("freepbx", {}) is FREEPBX
+    with pytest.raises(ConfigError, match="no options"):
+        plugins.layout("freepbx", {"depth": "3"})

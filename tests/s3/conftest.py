@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from gateway.sourceurl import SourceURL
 from gateway_s3.settings import S3Settings
 from gateway_s3.store import S3Store
 from tests.s3.server import Credentials, SeaweedServer, admin_client
@@ -42,7 +43,7 @@ class S3Env:
         self, bucket: str, prefix: str = "", *, secret: str | None = None, **options: str
     ) -> S3Store:
         """A store with this endpoint's credentials given explicitly (the Python API way)."""
-        settings = S3Settings.from_url(self.url(bucket, prefix, **options), {})
+        settings = S3Settings.from_url(SourceURL.parse(self.url(bucket, prefix, **options)))
         settings = replace(
             settings,
             access_key_id=self.credentials.access_key,

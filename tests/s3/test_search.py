@@ -59,7 +59,10 @@ def sources(s3env: S3Env, path: str, layout: str | None = None) -> list[StoreSou
 
 
 def listed_prefixes(source: StoreSource) -> list[tuple[str, str | None]]:
-    """Record every ListObjectsV2 the store sends (through botocore's own event hooks)."""
+    """Record every ListObjectsV2 the store sends (through botocore's own event hooks) from
+    now on: after the source's one-off check, which lists one key to see that the prefix is
+    there."""
+    source.check()
     calls: list[tuple[str, str | None]] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:

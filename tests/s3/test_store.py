@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +18,11 @@ import pytest
 import requests
 
 from gateway.errors import ConfigError, Forbidden, NotFound, Unavailable
+from gateway.sourceurl import SourceURL
 from gateway.storage import CHUNK_SIZE, Presigner, Store, check_key
 from gateway.testing import BIG, BIG_KEY, CONTRACT_FILES, StoreContract
 from gateway_s3.store import S3Store
+from tests.conftest import free_port
 from tests.s3.conftest import BucketFactory, S3Env
 
 PREFIX = "pbx1"
@@ -44,6 +49,25 @@ class TestS3Store(StoreContract):
     @pytest.fixture
     def contract_secrets(self, s3env: S3Env) -> Sequence[str]:
         return (s3env.credentials.secret_key,)
+
+    @pytest.fixture
+    def contract_missing_root_store(self, s3env: S3Env, contract_bucket: str) -> Any:
+        store = s3env.store(contract_bucket, "no-such-prefix")
+        yield store
+        store.close()
+
+    @pytest.fixture(params=["server-down", "wrong-secret"])
+    def contract_unreachable_store(
+        self, request: pytest.FixtureRequest, s3env: S3Env, contract_bucket: str
+    ) -> Any:
+        if request.param == "server-down":  # nothing listens on that port
+            down = replace(s3env, endpoint=f"http://127.0.0.1:{free_port()}")
+            store = down.store(contract_bucket, PREFIX, connect_timeout="2", max_attempts="2")
+        else:
+            wrong = "wrong-" + s3env.credentials.secret_key[::-1]
+            store = s3env.store(contract_bucket, PREFIX, secret=wrong)
+        yield store
+        store.close()
 
 
 @pytest.fixture
@@ -171,7 +195,9 @@ def test_many_folders_are_paginated_too(s3env: S3Env, make_bucket: BucketFactory
 
 def test_the_factory_does_not_touch_the_network() -> None:
     started = time.monotonic()
-    store = S3Store.from_url("s3://nowhere/x?endpoint=http://127.0.0.1:9&region=r1", {})
+    store = S3Store.from_url(
+        SourceURL.parse("s3://nowhere/x?endpoint=http://127.0.0.1:9&region=r1")
+    )
     assert time.monotonic() - started < 1
     assert store.description == "s3://nowhere/x (endpoint http://127.0.0.1:9)"
 
@@ -229,10 +255,20 @@ def test_presigned_url_signature_is_checked(store: S3Store) -> None:
     assert requests.get(forged, timeout=30).status_code == 403
 
 
-def test_presigned_url_expires(store: S3Store) -> None:
-    url = store.presigned_url("top.wav", 1)
-    time.sleep(2.5)
-    assert requests.get(url, timeout=30).status_code == 403
+def test_presigned_url_expires(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 server's clock cannot be moved: the URL is signed on botocore's clock set back
+    instead, so that it reaches the server already expired (no sleeping)."""
+    import botocore.auth
+
+    fresh = store.presigned_url("top.wav", 60)
+    now = botocore.auth.get_current_datetime
+    ago = timedelta(seconds=60 + 60)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: now(*a, **k) - ago)
+    stale = store.presigned_url("top.wav", 60)
+    assert requests.get(fresh, timeout=30).status_code == 200
+    answer = requests.get(stale, timeout=30)
+    assert answer.status_code == 403
+    assert "expired" in answer.text
 
 
 def test_presign_endpoint_is_written_into_urls(s3env: S3Env, contract_bucket: str) -> None:
@@ -276,7 +312,7 @@ def test_credentials_from_the_environment_and_a_profile(
         monkeypatch.setenv(name, env[name])
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3env.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", s3env.region)
-    from_env = S3Store.from_url(f"s3://{contract_bucket}/{PREFIX}", {})
+    from_env = S3Store.from_url(SourceURL.parse(f"s3://{contract_bucket}/{PREFIX}"))
     assert from_env.description.endswith(f"(endpoint {s3env.endpoint})")
     assert from_env.stat("top.wav").size == len(CONTRACT_FILES["top.wav"])
     from_env.close()
@@ -292,11 +328,11 @@ def test_credentials_from_the_environment_and_a_profile(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     url = f"s3://{contract_bucket}/{PREFIX}"
     options = {"s3_profile": "recordings", "s3_endpoint": s3env.endpoint, "s3_path_style": "1"}
-    from_profile = S3Store.from_url(url, options)
+    from_profile = S3Store.from_url(SourceURL.parse(url, options))
     assert from_profile.stat("top.wav").size == len(CONTRACT_FILES["top.wav"])
     from_profile.close()
 
-    missing = S3Store.from_url(url, {**options, "s3_profile": "nope"})
+    missing = S3Store.from_url(SourceURL.parse(url, {**options, "s3_profile": "nope"}))
     with pytest.raises(ConfigError, match="profile"):
         missing.check()
 
@@ -305,8 +341,9 @@ def test_importing_the_plugin_does_not_import_boto3() -> None:
     code = (
         "import sys, gateway_s3\n"
         "from gateway.plugins import load_plugins\n"
+        "from gateway.sourceurl import SourceURL\n"
         "p = load_plugins()\n"
-        "s = p.store_type('s3').factory('s3://bkt/p?endpoint=http://127.0.0.1:9', {})\n"
+        "s = p.store_type('s3').factory(SourceURL.parse('s3://bkt/p?endpoint=http://127.0.0.1:9'))\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -317,8 +354,9 @@ def test_without_boto3_the_error_says_what_to_install() -> None:
         "import sys\n"
         "sys.modules['boto3'] = None\n"
         "from gateway.errors import ConfigError\n"
+        "from gateway.sourceurl import SourceURL\n"
         "from gateway_s3.store import S3Store\n"
-        "s = S3Store.from_url('s3://bkt/p?endpoint=http://127.0.0.1:9', {})\n"
+        "s = S3Store.from_url(SourceURL.parse('s3://bkt/p?endpoint=http://127.0.0.1:9'))\n"
         "try:\n"
         "    s.check()\n"
         "except ConfigError as e:\n"
@@ -328,3 +366,25 @@ def test_without_boto3_the_error_says_what_to_install() -> None:
         [sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True
     )
     assert "pip install 'recording-gateway[s3]'" in out.stdout
+
+
+def _sockets() -> int:
+    """Sockets this process holds open."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed while listing
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def test_closing_an_unread_stream_closes_its_response(store: S3Store) -> None:
+    store.stat(BIG_KEY)  # the client exists, with a pooled connection
+    before = _sockets()
+    streams = [store.open(BIG_KEY, 0, len(BIG) // 2) for _ in range(12)]
+    assert _sockets() >= before + 11  # each open response holds a connection
+    next(streams[0])
+    for stream in streams:
+        stream.close()
+        stream.close()  # a second close does nothing
+    assert _sockets() <= before + 1
+    assert b"".join(store.open(BIG_KEY)) == BIG  # the client goes on working

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.testing import CANARY, CONTRACT_FILES, StoreContract
 from gateway_smb.store import SmbStore
+from tests.conftest import free_port
 from tests.smb.server import SambaServer
 from tests.smb.test_smb_store import open_store
 
@@ -60,3 +61,23 @@ class TestSmbStore(StoreContract):
     @pytest.fixture
     def contract_escaping_links(self) -> Sequence[str]:
         return LINKS
+
+    @pytest.fixture
+    def contract_missing_root_store(self, contract_server: SambaServer) -> Iterator[SmbStore]:
+        store = open_store(contract_server.url("no-such-folder", password=contract_server.password))
+        yield store
+        store.close()
+
+    @pytest.fixture(params=["server-down", "wrong-password"])
+    def contract_unreachable_store(
+        self, request: pytest.FixtureRequest, contract_server: SambaServer
+    ) -> Iterator[SmbStore]:
+        if request.param == "server-down":  # nothing listens on that port
+            url = contract_server.url(ROOT, password=contract_server.password, query="timeout=2")
+            url = url.replace(f":{contract_server.port}/", f":{free_port()}/")
+        else:
+            wrong = "wrong-" + contract_server.password[::-1]
+            url = contract_server.url(ROOT, password=wrong, query="timeout=2")
+        store = open_store(url)
+        yield store
+        store.close()

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.errors import Unavailable
 from gateway.plugins import load_plugins
+from gateway.sourceurl import SourceURL
 from gateway.storage import Store
 from tests.conftest import free_port
 from tests.smb.conftest import Share
@@ -21,7 +22,7 @@ HANG_BOUND = 15.0
 
 
 def open_store(url: str) -> Store:
-    return load_plugins().store_type("smb").factory(url, {})
+    return load_plugins().store_type("smb").factory(SourceURL.parse(url))
 
 
 def test_restarted_server_is_reconnected_transparently(own_samba: Share) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.errors import ConfigError, Forbidden, NotFound, Unavailable
 from gateway.plugins import load_plugins
+from gateway.sourceurl import SourceURL
 from gateway.storage import CHUNK_SIZE, Store
 from gateway_smb.store import SmbStore
 from tests.smb.conftest import Share
@@ -19,7 +20,7 @@ QS = "flat/QSAMPLE-1700000000.12.wav"
 
 
 def open_store(url: str, options: dict[str, str] | None = None) -> SmbStore:
-    store = load_plugins().store_type("smb").factory(url, options or {})
+    store = load_plugins().store_type("smb").factory(SourceURL.parse(url, options))
     assert isinstance(store, SmbStore)
     return store
 
@@ -261,5 +262,33 @@ def test_concurrent_downloads_from_threads(share: Share) -> None:
         assert not errors, errors[0]
         assert sorted(done) == list(range(16))
         assert len(s._pool._slots) <= 3
+    finally:
+        s.close()
+
+
+def _open_remote_files(store: SmbStore) -> int:
+    """Files the store's pooled sessions hold open (smbprotocol's own bookkeeping)."""
+    conns = [slot.connection() for slot in store._pool._slots]
+    return sum(
+        len(session.open_table)
+        for conn in conns
+        if conn is not None
+        for session in conn.session_table.values()
+    )
+
+
+def test_closing_a_stream_frees_its_file_and_connection(share: Share) -> None:
+    s = open_store(share.url(query="connections=1"))
+    try:
+        for _ in range(20):
+            s.open(share.big).close()  # never read: the gateway closes it anyway
+            part = s.open(share.big)
+            assert next(part)  # reads still in flight when it is closed
+            part.close()
+            part.close()  # a second close does nothing
+        assert [slot.users for slot in s._pool._slots] == [0]
+        assert _open_remote_files(s) == 0
+        assert b"".join(s.open(share.big)) == share.bytes_of(share.big)
+        assert _open_remote_files(s) == 0
     finally:
         s.close()

@@ -148,6 +148,19 @@ class S3Store:
                     f"{self.description}: the bucket {self.settings.bucket!r} does not exist"
                 )
             raise error from None
+        if self._root:  # S3 has no folders: a prefix exists while an object lies below it
+            listed = self._call(
+                "source prefix",
+                client.list_objects_v2,
+                Bucket=self.settings.bucket,
+                Prefix=f"{self._root}/",
+                MaxKeys=1,
+            )
+            if not listed.get("KeyCount") and not listed.get("Contents"):
+                raise ConfigError(
+                    f"{self.description}: the bucket holds nothing below the prefix "
+                    f"{self._root + '/'!r}: the source folder does not exist"
+                )
 
     def list(
         self, prefix: str, *, recursive: bool = False, match: NameFilter | None = None
