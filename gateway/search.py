@@ -1,10 +1,10 @@
 """Searching the configured sources for a call, first to last, in one loop.
 
-Sources at other sites (``Source.federated``: other gateways) are all asked at once, on a
-bounded executor that lives as long as the ``Searcher``, as soon as the search starts, and
-share one deadline (``peer_timeout``). The other sources are searched on the calling thread.
-The answer is assembled in ``--path`` order, so without ``search_all`` the first source that
-finds the call wins, whichever answered first.
+Sources at other sites (``Source.federated``: other gateways) are all asked at once, as soon
+as the search starts, each on a bounded pool of worker threads of its own that lives as long
+as the ``Searcher``, and share one deadline (``peer_timeout``). The other sources are searched
+on the calling thread, in ``--path`` order: without ``search_all`` the first source that finds
+the call wins, whichever answered first.
 
 A source that fails (any error but a ``UsageError``, which is the caller's mistake) never
 hides what the others find: it becomes an entry of ``SearchResult.errors`` and the search goes
@@ -37,8 +37,12 @@ from gateway.source import Found, SiteError, Source
 log = logging.getLogger("gateway.search")
 
 DEFAULT_LOOKBACK = timedelta(hours=4)
-MAX_CONCURRENT_ASKS = 16
-"""Federated sources asked at once, over all searches; more wait for a free worker."""
+WORKERS_PER_SITE = 16
+"""Worker threads of each federated source (each site has its own: a site that hangs or
+trickles never delays the asks to the others)."""
+ASKS_PER_SITE = 64
+"""Asks one federated source may have running or waiting for a worker, over all searches;
+beyond, the site is reported busy at once (a hung site's backlog stays bounded)."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,17 @@ SourceObserver = Callable[[str, float, Exception | None], None]
 
 
 class Searcher:
-    """Searches a list of sources. Thread-safe; ``close`` ends its executor and the sources."""
+    """Searches a list of sources. Thread-safe; ``close`` ends its executors and the sources."""
 
     def __init__(self, sources: Sequence[Source], settings: SearchSettings) -> None:
         self.sources = list(sources)
         self.settings = settings
         self._by_id = {source.id: source for source in self.sources}
-        federated = sum(1 for source in self.sources if source.federated)
-        self._executor = (
-            DaemonExecutor(min(MAX_CONCURRENT_ASKS, 4 * federated)) if federated else None
-        )
+        self._asks = {
+            source.id: (DaemonExecutor(WORKERS_PER_SITE), threading.BoundedSemaphore(ASKS_PER_SITE))
+            for source in self.sources
+            if source.federated
+        }
 
     def source(self, id: str) -> Source | None:
         """The source a link names, if it is still configured."""
@@ -98,20 +103,17 @@ class Searcher:
         days = search_days(query.start, settings.timezone, settings.lookback) if query.start else []
         path = list(via) if via is not None else [via_id(settings.site)]
         deadline = time.monotonic() + settings.peer_timeout
-        asked: dict[str, Future[Found]] = {}
-        if self._executor is not None:
-            for source in self.sources:
-                if source.federated:
-                    asked[source.id] = self._executor.submit(
-                        source.search, query, days, via=path, deadline=deadline
-                    )
+        asked = {
+            source.id: self._ask(source, query, days, path, deadline)
+            for source in self.sources
+            if source.federated
+        }
         found: list[Recording] = []
         errors: list[SiteError] = []
         failures: list[Exception] = []
         for source in self.sources:
-            pending = asked.get(source.id)
-            if pending is not None:
-                outcome = _wait(source, pending, deadline, settings)
+            if source.id in asked:
+                outcome = _wait(source, asked[source.id], deadline, settings)
             else:
                 outcome = _search_here(
                     source, query, days, path, deadline, settings, observe, failures
@@ -124,10 +126,21 @@ class Searcher:
             raise _failure(failures, "; ".join(error.error for error in errors))
         return SearchResult(found, errors)
 
+    def _ask(
+        self, source: Source, query: Query, days: list[date], via: list[str], deadline: float
+    ) -> Future[Found] | None:
+        """Ask ``source`` on one of its workers; ``None`` when it has too many asks already."""
+        executor, slots = self._asks[source.id]
+        if not slots.acquire(blocking=False):
+            return None
+        future = executor.submit(source.search, query, days, via=via, deadline=deadline)
+        future.add_done_callback(lambda _: slots.release())  # done, failed or cancelled
+        return future
+
     def stop(self) -> None:
-        """End the executor (asks in flight finish on their own, bounded by their deadline)."""
-        if self._executor is not None:
-            self._executor.shutdown()
+        """End the executors (asks in flight finish on their own)."""
+        for executor, _ in self._asks.values():
+            executor.shutdown()
 
     def close(self) -> None:
         """``stop``, and close every source."""
@@ -236,12 +249,15 @@ def _reason(source: Source, exc: Exception) -> str:
 
 
 def _wait(
-    source: Source, future: Future[Found], deadline: float, settings: SearchSettings
+    source: Source, future: Future[Found] | None, deadline: float, settings: SearchSettings
 ) -> Found:
     site, timeout = source.site or settings.site, settings.peer_timeout
+    if future is None:
+        return Found([], [SiteError(site, f"still busy with {ASKS_PER_SITE} earlier searches")])
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
+        future.cancel()  # not started yet (the process is shutting down): never start it
         return Found([], [SiteError(site, f"no answer within {timeout:g}s")])
     except PeerError as exc:
         return Found([], [SiteError(exc.site, exc.reason)])

@@ -4,6 +4,8 @@ source never hides what the next one finds."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -15,7 +17,7 @@ from gateway.builtin_layouts import FREEPBX
 from gateway.errors import Forbidden
 from gateway.query import Query, parse_timezone
 from gateway.recordings import CallMatcher, Recording
-from gateway.search import Searcher, SearchSettings
+from gateway.search import Searcher, SearchResult, SearchSettings
 from gateway.signing import LinkSigner
 from gateway.source import Found, Source, StoredFile
 from gateway.sources import StoreSource
@@ -156,3 +158,48 @@ def test_sources_that_all_fail_alike_answer_with_their_error(archive: Path) -> N
     answer = client([broken]).simulate_post("/search/", json={"token": TOKEN, "callid": CALL})
     assert answer.status_code == 403
     assert "cannot read the folder" in answer.json["error"]
+
+
+class Site(IndexSource):
+    """Another site (federated), answering after ``delay`` seconds."""
+
+    federated = True
+
+    def __init__(self, id: str, store: LocalStore, delay: float) -> None:
+        super().__init__(id, store)
+        self.site = id
+        self.delay = delay
+
+    def search(
+        self, query: Query, days: Sequence[date], *, via: Sequence[str], deadline: float
+    ) -> Found:
+        time.sleep(self.delay)
+        return super().search(query, days, via=via, deadline=deadline)
+
+
+def test_a_hung_site_never_delays_the_answers_of_the_others(archive: Path) -> None:
+    """Many searches at once, a site that hangs listed first: the other site answers every
+    one of them; the hung one is reported (timed out, or busy with earlier asks)."""
+    hung = Site("hung", LocalStore(archive), delay=5.0)
+    good = Site("good", LocalStore(archive), delay=0.05)
+    settings = SearchSettings(timezone=SETTINGS.timezone, peer_timeout=1.0)
+    searcher = Searcher([hung, good], settings)
+    results: list[object] = []
+
+    def search() -> None:
+        results.append(searcher.find(Query(CALL)))
+
+    threads = [threading.Thread(target=search) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    searcher.stop()
+    assert len(results) == 40
+    for result in results:
+        assert isinstance(result, SearchResult)
+        assert [r.source for r in result.recordings] == ["good"]
+        [error] = result.errors
+        assert error.site == "hung"
+        assert error.error in ("no answer within 1s", "still busy with 64 earlier searches")
