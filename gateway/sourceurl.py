@@ -16,11 +16,12 @@ the query string. ``redacted`` is the URL as it may be shown: without a password
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from gateway.errors import ConfigError, UsageError
 from gateway.secret_files import read_secret_file
@@ -88,6 +89,8 @@ class SourceURL:
     """The options given for this scheme (``--option smb_timeout=5`` as ``timeout``)."""
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     """Where ``secret`` looks for environment variables."""
+    text: str = field(default="", repr=False)
+    """The URL as written (``parse`` keeps it), for ``redacted``."""
 
     @classmethod
     def parse(
@@ -103,7 +106,12 @@ class SourceURL:
         if not m:
             raise ConfigError("a source URL starts with its scheme, as in file:/var/recordings")
         scheme = m.group(1).lower()
-        location, _, query = text[m.end() :].partition("?")
+        rest = text[m.end() :]
+        # The user part ends at the last "@": a password may hold "?", "#", "/" or "@"
+        # unencoded (an "@" in the path or the query must then be written %40).
+        at = rest.rfind("@") if rest.startswith("//") else -1
+        question = rest.find("?", at + 1)
+        location, query = (rest, "") if question < 0 else (rest[:question], rest[question + 1 :])
         prefix = f"{scheme}_"
         mine = {k[len(prefix) :]: v for k, v in (options or {}).items() if k.startswith(prefix)}
         return cls(
@@ -112,6 +120,7 @@ class SourceURL:
             query=dict(parse_qsl(query, keep_blank_values=True)),
             store_options=mine,
             environ=os.environ if environ is None else environ,
+            text=text,
         )
 
     # -- the authority and path of ``scheme://[user[:password]@]host[:port]/path`` ----------
@@ -120,14 +129,19 @@ class SourceURL:
     def has_authority(self) -> bool:
         return self.location.startswith("//")
 
-    def _split(self) -> tuple[str | None, str | None, str | None, int | None, str]:
+    @functools.cached_property
+    def _parts(self) -> tuple[str | None, str | None, str | None, int | None, str]:
         if not self.has_authority:
             return None, None, None, None, self.location
+        userinfo, at, hostpart = self.location[2:].rpartition("@")
+        authority = f"{quote(userinfo, safe=':;%')}@{hostpart}" if at else hostpart
         try:
-            parts = urlsplit(f"{self.scheme}:{self.location}")
+            parts = urlsplit(f"{self.scheme}://{authority}")
             port = parts.port
         except ValueError:
             raise ConfigError(f"cannot read the source URL {self.redacted!r}") from None
+        if parts.fragment or "#" in hostpart:
+            raise ConfigError(f"the source URL {self.redacted!r} has a '#' in it")
         user = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         return user, password, parts.hostname, port, parts.path
@@ -135,30 +149,33 @@ class SourceURL:
     @property
     def user(self) -> str | None:
         """The user name of the URL (percent-decoded), or ``None``."""
-        return self._split()[0]
+        return self._parts[0]
 
     @property
     def password(self) -> str | None:
         """The password written in the URL (percent-decoded), or ``None``. Never show it."""
-        return self._split()[1]
+        return self._parts[1]
 
     @property
     def host(self) -> str | None:
         """Host name, lower case (IPv6 without brackets); ``None`` without ``//``."""
-        return self._split()[2]
+        return self._parts[2]
 
     @property
     def port(self) -> int | None:
-        return self._split()[3]
+        return self._parts[3]
 
     @property
     def path(self) -> str:
         """The path as written (not percent-decoded): ``/calls/pbx1``, or a local folder."""
-        return self._split()[4]
+        return self._parts[4]
 
     @property
     def redacted(self) -> str:
-        """The URL as it may be shown to users and written to logs: no password."""
+        """The URL as it may be shown to users and written to logs: no password (one that
+        holds ``?`` or ``/`` unencoded too, since the user part ends at the last ``@``)."""
+        if self.text:
+            return redact_url(self.text)
         query = "&".join(f"{k}={v}" for k, v in self.query.items())
         return redact_url(f"{self.scheme}:{self.location}") + (f"?{query}" if query else "")
 

@@ -81,6 +81,8 @@ def test_an_unreadable_or_empty_secret_file_is_a_config_error(tmp_path: Path) ->
         ("smb://rec:Se@cret99@nas.local:99999/calls", "cret99"),
         ("smb://rec:Secret99/x@nas.local/calls/CON", "cret99"),
         ("smb://rec:plain-Secret99@nas.local/calls?encrypt=1", "Secret99"),
+        ("smb://rec:Se?cret99@nas.local/calls", "cret99"),
+        ("smb://rec:Se#c?ret99@nas.local/calls", "ret99"),
     ],
 )
 def test_redacted_hides_passwords_with_slashes_and_at_signs(text: str, secret: str) -> None:
@@ -98,8 +100,11 @@ def test_redacted_keeps_what_is_not_secret() -> None:
     assert redact_url("file:/var/rec") == "file:/var/rec"
 
 
-def test_a_bad_port_is_a_config_error_without_the_password() -> None:
-    url = SourceURL.parse("smb://rec:Se@cret99@nas:99999/calls")
+@pytest.mark.parametrize(
+    "text", ["smb://rec:Se@cret99@nas:99999/calls", "smb://rec:Se?cret99@nas:x/calls"]
+)
+def test_a_bad_port_is_a_config_error_without_the_password(text: str) -> None:
+    url = SourceURL.parse(text)
     with pytest.raises(ConfigError) as caught:
         _ = url.port
     assert "cret99" not in str(caught.value)

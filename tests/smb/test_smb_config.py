@@ -115,7 +115,6 @@ def test_bad_urls_are_config_errors_without_the_password(url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "smb://rec:Se/cret99@nas.local/calls",  # a '/' in the password, not encoded
         "smb://rec:Se@cret99@nas.local:99999/calls",  # an '@' in it, and a bad port
         "smb://rec:Secret99/x@nas.local/calls/CON",
     ],
@@ -124,6 +123,19 @@ def test_passwords_with_odd_characters_never_show(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_location(url, {}, environ={})
     assert "cret99" not in str(caught.value)
+
+
+@pytest.mark.parametrize("password", ["Se/cret99", "Se?cret99", "Se#cret99", "Se@cret99"])
+def test_passwords_with_odd_characters_need_no_encoding(password: str) -> None:
+    loc = parse_location(f"smb://rec:{password}@nas.local/calls?encrypt=1", {}, environ={})
+    assert (loc.user, loc.password, loc.host, loc.share, loc.encrypt) == (
+        "rec",
+        password,
+        "nas.local",
+        "calls",
+        True,
+    )
+    assert "cret99" not in loc.description + repr(loc)
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,8 @@ def parse_location(url: SourceURL) -> SmbLocation:
     if url.scheme != "smb" or not url.has_authority:
         raise ConfigError("an SMB source looks like smb://USER@HOST[:PORT]/SHARE/PATH")
     shown = url.redacted
-    if "#" in url.location or any("#" in k + v for k, v in url.query.items()):
+    _ = url.host  # reads the authority: a '#' outside the password is refused there
+    if any("#" in k + v for k, v in url.query.items()):
         raise ConfigError(f"the SMB source {shown!r} has a '#' in it")
     host = url.host  # ConfigError (without the password) for a port that is not a number
     if not host:
