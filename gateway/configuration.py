@@ -9,8 +9,11 @@ file's ``token``, then its ``token_file``.
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -132,6 +135,18 @@ def metrics_token(path: str | None) -> str | None:
     return os.environ.get(METRICS_TOKEN_ENV, "").strip() or None
 
 
+def audit_handler(target: str) -> logging.Handler:
+    """Where the audit log goes: ``-`` for standard output, else a file, appended to (created
+    mode 0600 by umask) and reopened when log rotation moves it; ``ConfigError`` when the file
+    cannot be opened."""
+    if target == "-":
+        return logging.StreamHandler(sys.stdout)
+    try:
+        return logging.handlers.WatchedFileHandler(Path(target), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot open the audit log {target}: {exc.strerror}") from None
+
+
 @dataclass
 class ServerSettings:
     """Everything ``serve`` runs with, read and checked; ``check`` reports on it."""
@@ -149,13 +164,16 @@ class ServerSettings:
     threads: int
     trusted_proxy: str
     tenants: TenantRegistry | None
-    audit_log: str | None
+    audit: logging.Handler | None
+    """Where the audit log goes (opened, so a path that cannot be written stops ``check`` too)."""
     metrics_token: str | None
     redirect_to_store: bool
     layout: str | None
 
     def close(self) -> None:
         self.configured.close()
+        if self.audit is not None:
+            self.audit.close()
 
 
 def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> ServerSettings:
@@ -183,6 +201,7 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         if tenants is not None:
             check_tenant_sources(configured.sources)
             tenants.check_secret_not(secret)
+        audit = audit_handler(params["audit_log"]) if params.get("audit_log") else None
     except BaseException:
         configured.close()
         raise
@@ -199,7 +218,7 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         threads=params.get("threads", 32),
         trusted_proxy=params.get("trusted_proxy", "127.0.0.1"),
         tenants=tenants,
-        audit_log=params.get("audit_log"),
+        audit=audit,
         metrics_token=metrics,
         redirect_to_store=bool(params.get("s3_redirect")),
         layout=params.get("layout"),

@@ -69,7 +69,7 @@ def report(settings: ServerSettings) -> int:
     click.echo(f"tenants: {len(tenants) if settings.tenants is not None else 'none'}")
     click.echo(f"links: valid {settings.link_ttl}s, {settings.signer.describe()}")
     click.echo(f"metrics: {'/metrics with a bearer token' if settings.metrics_token else 'off'}")
-    click.echo(f"audit log: {'on' if settings.audit_log else 'off'}")
+    click.echo(f"audit log: {'on' if settings.audit is not None else 'off'}")
     now = datetime.now(search.timezone)
     click.echo(f"time zone: {search.timezone.key}, today is {now.date().isoformat()}")
     query = Query("0000000000.0", start=now, tenant=tenants[0] if tenants else None)

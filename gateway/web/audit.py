@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
-import sys
-from pathlib import Path
 
+from gateway.configuration import audit_handler
 from gateway.web.accesslog import RequestRecord
 
 AUDITED = {"/search": "search", "/search/": "search", "/xmlrpc": "search", "/RPC2": "search"}
@@ -42,17 +40,8 @@ class AuditLog:
 
     @classmethod
     def to(cls, target: str) -> AuditLog:
-        """``-`` for standard output, else a file (appended to, created mode 0600 by umask)."""
-        if target == "-":
-            return cls(logging.StreamHandler(sys.stdout))
-        path = Path(target)
-        try:
-            handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
-        except OSError as exc:
-            from gateway.errors import ConfigError
-
-            raise ConfigError(f"cannot open the audit log {path}: {exc.strerror}") from None
-        return cls(handler)
+        """``-`` for standard output, else a file (see ``configuration.audit_handler``)."""
+        return cls(audit_handler(target))
 
     def started(self, request: RequestRecord) -> None:
         pass

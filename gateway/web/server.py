@@ -75,12 +75,8 @@ def serve(settings: ServerSettings) -> None:
             source.check()
         except Unavailable as exc:
             logging.getLogger("gateway").warning("%s (serving anyway)", exc)
-    audit = AuditLog.to(settings.audit_log) if settings.audit_log else None
-    try:
-        _run(settings, web_config(settings), audit)
-    finally:
-        if audit is not None:
-            audit.close()
+    audit = AuditLog(settings.audit) if settings.audit is not None else None
+    _run(settings, web_config(settings), audit)
 
 
 def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) -> None:

@@ -139,6 +139,10 @@ def test_check_fails_with_status_3_for_an_unreachable_source(archive: Archive) -
         (["--path", "{root}"], b"no token"),
         (["--path", "{root}/missing", "--token", TOKEN], b"does not exist"),
         (["--path", "{root}", "--token", TOKEN, "--link-key-file", "/nonexistent"], b"link key"),
+        (
+            ["--path", "{root}", "--token", TOKEN, "--audit-log", "/nonexistent/dir/audit.log"],
+            b"cannot open the audit log /nonexistent/dir/audit.log",
+        ),
     ],
 )
 def test_check_fails_with_status_2_for_bad_configuration(
