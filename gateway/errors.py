@@ -54,6 +54,16 @@ class Unavailable(GatewayError):
     http_status = 503
 
 
+class SiteUnavailable(Unavailable):
+    """Another site (a federated source) could not answer; ``site`` names it, ``reason`` says
+    why (both safe to show: never a token)."""
+
+    def __init__(self, site: str, reason: str) -> None:
+        super().__init__(f"site {site}: {reason}")
+        self.site = site
+        self.reason = reason
+
+
 class Unauthorized(GatewayError):
     """The request carries no token, or a wrong one. Never says which token was expected."""
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 
-from gateway.errors import GatewayError, Unavailable, UsageError
+from gateway.errors import GatewayError, SiteUnavailable, UsageError
 from gateway.query import Query
 from gateway.recordings import Elsewhere, Recording, audio_format
 from gateway.secret_files import read_secret_file
@@ -63,15 +63,10 @@ class LoopDetected(GatewayError):
     http_status = 508
 
 
-class PeerError(Unavailable):
+class PeerError(SiteUnavailable):
     """A peer gateway could not be asked, or answered something unusable. Never holds a token."""
 
     http_status = 502
-
-    def __init__(self, site: str, reason: str) -> None:
-        super().__init__(f"site {site}: {reason}")
-        self.site = site
-        self.reason = reason
 
 
 def via_id(site: str | None) -> str:

@@ -28,10 +28,10 @@ from datetime import date, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from gateway.errors import GatewayError, Unavailable, UsageError
+from gateway.errors import GatewayError, SiteUnavailable, Unavailable, UsageError
 from gateway.query import Query, search_days
 from gateway.recordings import Recording
-from gateway.remote import DEFAULT_PEER_TIMEOUT, PeerError, via_id
+from gateway.remote import DEFAULT_PEER_TIMEOUT, via_id
 from gateway.source import Found, SiteError, Source
 
 log = logging.getLogger("gateway.search")
@@ -240,10 +240,9 @@ def _failure(failures: Sequence[Exception], message: str) -> GatewayError:
 
 
 def _reason(source: Source, exc: Exception) -> str:
-    if isinstance(exc, Unavailable):
-        return str(exc)  # names the store by its safe description already
     if isinstance(exc, GatewayError):
-        return f"{source.label}: {exc}"
+        text = str(exc)  # a store's own messages often name it already
+        return text if source.label in text else f"{source.label}: {text}"
     log.error("search of %s failed", source.label, exc_info=exc)
     return f"{source.label}: internal error ({type(exc).__name__})"
 
@@ -259,7 +258,7 @@ def _wait(
     except FutureTimeout:
         future.cancel()  # not started yet (the process is shutting down): never start it
         return Found([], [SiteError(site, f"no answer within {timeout:g}s")])
-    except PeerError as exc:
+    except SiteUnavailable as exc:
         return Found([], [SiteError(exc.site, exc.reason)])
     except Exception as exc:  # a bug must not fail the other sites' answer
         log.error("search of %s failed", source.label, exc_info=exc)

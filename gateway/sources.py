@@ -9,6 +9,7 @@ first placeholder) searched through a layout (the path's placeholders, or ``--la
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,15 +108,6 @@ class StoreSource:
                 raise Forbidden("this link is not valid for this tenant")
         return StoredFile(self.id, self.store.stat(key), self.store)
 
-    def lookup(self, key: str) -> Recording:
-        """The recording at ``key`` (``gateway get --key``); ``NotFound`` if there is none."""
-        self.check()
-        entry = self.store.stat(key)
-        try:
-            return Recording.from_entry(self.id, entry)
-        except ValueError:
-            raise UsageError(f"{key!r} is not an audio file") from None
-
     def duration(self, recording: Recording) -> float | None:
         return probe_duration(self.store, recording)
 
@@ -161,9 +153,13 @@ def split_pattern(location: str) -> tuple[str, str]:
 
 
 def source_id(scheme: str, location: str) -> str:
-    """A source's id: its ``--path`` item with the scheme spelled out and no password."""
-    shown = redact_url(f"{scheme}:{location}")
-    return shown.replace(":***@", "@")
+    """A source's id: its ``--path`` item with the scheme spelled out, without password and
+    options, a local folder made absolute (the same on every instance, and after restarts)."""
+    location = redact_url(f"{scheme}:{location}").partition(":")[2].replace(":***@", "@")
+    location = location.partition("?")[0]
+    if scheme == "file" and not location.startswith("//"):
+        location = os.path.normpath(os.path.abspath(location))
+    return f"{scheme}:{location}"
 
 
 @dataclass(frozen=True)
@@ -244,6 +240,8 @@ def open_sources(
                 id = f"{base_id}#{n}"
             build = KINDS.get(scheme, _store)
             sources.append(build(id, scheme, item, how, plugins))
+            if sources[-1].federated and id != base_id:
+                raise UsageError(f"the peer gateway {base_id} is listed twice in --path")
             _refuse_duplicate_sites(sources)
     except BaseException:
         for source in sources:

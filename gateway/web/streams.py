@@ -24,7 +24,11 @@ class FileRange:
     def __init__(self, handle: BinaryIO, start: int, end: int) -> None:
         self._handle = handle
         self._end = end
-        handle.seek(start)
+        try:
+            handle.seek(start)
+        except BaseException:
+            handle.close()
+            raise
 
     def read(self, size: int | None = -1, /) -> bytes:
         left = self._end - self._handle.tell()
