@@ -155,8 +155,8 @@ def split_pattern(location: str) -> tuple[str, str]:
 def source_id(scheme: str, location: str) -> str:
     """A source's id: its ``--path`` item with the scheme spelled out, without password and
     options, a local folder made absolute (the same on every instance, and after restarts)."""
+    location = SourceURL.parse(f"{scheme}:{location}").location  # without the query
     location = redact_url(f"{scheme}:{location}").partition(":")[2].replace(":***@", "@")
-    location = location.partition("?")[0]
     if scheme == "file" and not location.startswith("//"):
         location = os.path.normpath(os.path.abspath(location))
     return f"{scheme}:{location}"

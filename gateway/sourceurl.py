@@ -39,19 +39,51 @@ def split_scheme(item: str, default_scheme: str) -> tuple[str, str]:
     return default_scheme, item
 
 
-def redact_url(url: str) -> str:
-    """``url`` without the password of its user part.
+_USER = re.compile(r"[^:@/?#]*")
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9._~%-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?")
+_PORT = re.compile(r":\d*(?:[/?#]|$)")
+_NESTED_PASSWORD = re.compile(r"(//[^:@/?#]*:)[^@]*@")
 
-    The user part ends at the *last* ``@`` of the authority: a password may hold ``/`` or ``@``
-    unencoded, and hiding a little too much of an odd path is better than showing a password.
+
+def userinfo_end(text: str) -> int:
+    """In the text after a URL's ``//``, the index of the ``@`` that ends its user part, or -1.
+
+    A user name holds none of ``: @ / ? #``; a password may hold anything (``/``, ``?``,
+    ``#``, ``@`` unencoded): it ends at the first ``@`` followed by a plain ``host[:port]``
+    (up to ``/``, ``?``, ``#`` or the end). ``host:445/...`` is a port, not a password.
+    """
+    user = _USER.match(text)
+    end = user.end() if user else 0
+    if end == len(text) or text[end] not in ":@":
+        return -1
+    if text[end] == "@":
+        return end
+    if _PORT.match(text, end):
+        return -1
+    at = text.find("@", end)
+    while at >= 0:
+        if _HOST_PORT.fullmatch(re.split(r"[/?#]", text[at + 1 :], maxsplit=1)[0]):
+            return at
+        at = text.find("@", at + 1)
+    return -1
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the password of its user part, nor of a URL in its query.
+
+    When a password may be there (the user name is followed by ``:`` and an ``@`` comes
+    later), everything up to the *last* ``@`` is hidden: a little too much of an odd URL
+    rather than a part of a password.
     """
     scheme, sep, rest = url.partition("//")
     if not sep:
         return url
-    userinfo, at, after = rest.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}{sep}{userinfo}{at}{after}"
+    user = _USER.match(rest)
+    end = user.end() if user else 0
+    last = rest.rfind("@")
+    if end < len(rest) and rest[end] == ":" and last > end:
+        return f"{scheme}{sep}{rest[:end]}:***{rest[last:]}"
+    return f"{scheme}{sep}" + _NESTED_PASSWORD.sub(r"\1***@", rest)
 
 
 def parse_flag(value: str, name: str) -> bool:
@@ -107,10 +139,9 @@ class SourceURL:
             raise ConfigError("a source URL starts with its scheme, as in file:/var/recordings")
         scheme = m.group(1).lower()
         rest = text[m.end() :]
-        # The user part ends at the last "@": a password may hold "?", "#", "/" or "@"
-        # unencoded (an "@" in the path or the query must then be written %40).
-        at = rest.rfind("@") if rest.startswith("//") else -1
-        question = rest.find("?", at + 1)
+        # the query starts after the user part: a password may hold "?" (``userinfo_end``)
+        at = 2 + userinfo_end(rest[2:]) if rest.startswith("//") else -1
+        question = rest.find("?", max(at, 0) + 1)
         location, query = (rest, "") if question < 0 else (rest[:question], rest[question + 1 :])
         prefix = f"{scheme}_"
         mine = {k[len(prefix) :]: v for k, v in (options or {}).items() if k.startswith(prefix)}
@@ -133,8 +164,10 @@ class SourceURL:
     def _parts(self) -> tuple[str | None, str | None, str | None, int | None, str]:
         if not self.has_authority:
             return None, None, None, None, self.location
-        userinfo, at, hostpart = self.location[2:].rpartition("@")
-        authority = f"{quote(userinfo, safe=':;%')}@{hostpart}" if at else hostpart
+        after = self.location[2:]
+        at = userinfo_end(after)
+        userinfo, hostpart = (after[:at], after[at + 1 :]) if at >= 0 else ("", after)
+        authority = f"{quote(userinfo, safe=':;%')}@{hostpart}" if at >= 0 else hostpart
         try:
             parts = urlsplit(f"{self.scheme}://{authority}")
             port = parts.port

@@ -153,3 +153,47 @@ def test_integers_refuse_garbage(value: str) -> None:
 def test_a_text_without_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="starts with its scheme"):
         SourceURL.parse("/var/rec")
+
+
+@pytest.mark.parametrize(
+    ("text", "user", "password", "host", "path", "query"),
+    [
+        (
+            "smb://rec:Se?cret99@nas/calls?encrypt=1",
+            "rec",
+            "Se?cret99",
+            "nas",
+            "/calls",
+            {"encrypt": "1"},
+        ),
+        ("smb://nas/share/a@b?encrypt=1", None, None, "nas", "/share/a@b", {"encrypt": "1"}),
+        ("smb://nas:445/share/a@b", None, None, "nas", "/share/a@b", {}),
+        ("smb://rec:pw@nas/share?domain=a@b", "rec", "pw", "nas", "/share", {"domain": "a@b"}),
+        (
+            "s3://bucket/p?endpoint=http://u:s3cr3tv4lue@host",
+            None,
+            None,
+            "bucket",
+            "/p",
+            {"endpoint": "http://u:s3cr3tv4lue@host"},
+        ),
+    ],
+)
+def test_the_user_part_query_and_path_are_told_apart(
+    text: str,
+    user: str | None,
+    password: str | None,
+    host: str,
+    path: str,
+    query: dict[str, str],
+) -> None:
+    url = SourceURL.parse(text)
+    assert (url.user, url.password, url.host, url.path, dict(url.query)) == (
+        user,
+        password,
+        host,
+        path,
+        query,
+    )
+    for secret in ("cret99", "s3cr3tv4lue"):
+        assert secret not in url.redacted
