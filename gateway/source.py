@@ -14,7 +14,8 @@ A source:
   failures of sites it asked in turn), or raises its own error: the search turns any error
   but a ``UsageError`` into an ``errors`` entry and goes on with the next source;
 - opens what its links name (``file``), as a ``StoredFile`` this gateway serves itself, or
-  another form its module defines (a file at another gateway: ``gateway.remote.PeerFile``);
+  another form its module defines (a file at another gateway: ``gateway.remote.PeerFile``,
+  which downloads relay or redirect to; other forms serve ``gateway get`` only);
 - MUST be safe to call from several threads at once.
 """
 
@@ -107,9 +108,9 @@ class Source(Protocol):
 
     @property
     def federated(self) -> bool:
-        """True for another site (a gateway): asked over the network on the search's shared
-        executor, concurrently with the other sources, and its failures never make a search
-        fail (they are listed in the answer's ``errors``, as federation promises)."""
+        """True for another site (a gateway): asked over the network on worker threads of its
+        own, concurrently with the other sources, and its failures never make a search fail
+        (they are listed in the answer's ``errors``, as federation promises)."""
         ...
 
     def check(self) -> None:

@@ -24,7 +24,7 @@ from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
 from gateway.remote import DEFAULT_PEER_TIMEOUT, SCHEMES, RemoteSource
 from gateway.source import Found, Source, StoredFile
-from gateway.sourceurl import SourceURL, redact_url, split_scheme
+from gateway.sourceurl import SourceURL, options_for, redact_url, split_scheme
 from gateway.storage import Store, join_key
 
 MAX_FILES_PER_CALL = 100
@@ -198,9 +198,7 @@ def _store(id: str, scheme: str, item: str, how: SourceOptions, plugins: Plugins
         layout: Layout = PathPattern(pattern)
     else:
         name = how.layout or "flat"
-        prefix = f"{name}_"
-        mine = {k[len(prefix) :]: v for k, v in options.items() if k.startswith(prefix)}
-        layout = plugins.layout(name, mine)
+        layout = plugins.layout(name, options_for(name, options))
     return StoreSource(id, store, layout)
 
 

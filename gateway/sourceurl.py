@@ -96,6 +96,13 @@ def parse_flag(value: str, name: str) -> bool:
     raise ConfigError(f"the option {name} takes 1/0, true/false, yes/no or on/off, not {value!r}")
 
 
+def options_for(owner: str, options: Mapping[str, str] | None) -> dict[str, str]:
+    """The ``--option`` values meant for ``owner`` (a scheme or a layout name), without their
+    ``OWNER_`` prefix: ``options_for("smb", {"smb_timeout": "5"})`` is ``{"timeout": "5"}``."""
+    prefix = f"{owner}_"
+    return {k[len(prefix) :]: v for k, v in (options or {}).items() if k.startswith(prefix)}
+
+
 def parse_positive(value: str, name: str) -> float:
     """A number greater than 0; ``ConfigError`` otherwise."""
     try:
@@ -143,13 +150,11 @@ class SourceURL:
         at = 2 + userinfo_end(rest[2:]) if rest.startswith("//") else -1
         question = rest.find("?", max(at, 0) + 1)
         location, query = (rest, "") if question < 0 else (rest[:question], rest[question + 1 :])
-        prefix = f"{scheme}_"
-        mine = {k[len(prefix) :]: v for k, v in (options or {}).items() if k.startswith(prefix)}
         return cls(
             scheme=scheme,
             location=location,
             query=dict(parse_qsl(query, keep_blank_values=True)),
-            store_options=mine,
+            store_options=options_for(scheme, options),
             environ=os.environ if environ is None else environ,
             text=text,
         )

@@ -4,8 +4,7 @@ The signed part alone decides which file is served; the last segment is only the
 browser shows and saves. The link names a source and a key; the source says what that opens
 (``Source.file``): a ``StoredFile`` is served here with ranges and validators (local files
 through the server's ``wsgi.file_wrapper``, every other store from its chunk stream on the
-worker thread), a file at another gateway is redirected to or relayed (``gateway.web.proxy``),
-and anything else is streamed whole.
+worker thread), a file at another gateway is redirected to or relayed (``gateway.web.proxy``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from gateway.recordings import audio_format
 from gateway.remote import PeerError, PeerFile
 from gateway.signing import LinkTarget
 from gateway.source import StoredFile
-from gateway.storage import ByteStream
 from gateway.web.accesslog import DETAILS, redact
 from gateway.web.config import WebConfig
 from gateway.web.errors import error_body
@@ -73,24 +71,22 @@ class FileResource:
         signer = self._config.signer
         target = signer.verify(signed)
         source = self._searcher.source(target.source)
-        details = req.env.setdefault(DETAILS, {})
-        details.update(
+        federated = source is not None and source.federated
+        req.env.setdefault(DETAILS, {}).update(
             source=target.source,
-            key=target.key if source is None or not source.federated else None,
+            # a remote file's key is the site's own signed link: never write that down
+            key=redact("/" + target.key) if federated else target.key,
             tenant=target.tenant,
             range=(req.get_header("Range") or "")[:100] or None,
         )
         if source is None:
             raise NotFound("the file of this link is not served here any more")
-        if source.federated:  # a remote file's key is the site's own signed link: hide it
-            details["key"] = redact("/" + target.key)
         delivery = source.file(target.key, tenant=target.tenant)
         if isinstance(delivery, PeerFile):
             peer_file(req, resp, self._config, delivery, target, body)
             return
         if not isinstance(delivery, StoredFile):
-            self._whole(resp, delivery.open(), target, body)
-            return
+            raise NotFound(f"{source.label} gives no file that downloads can serve")
         if self._config.redirect_to_store and self._redirect(resp, delivery, target):
             return
         entry = delivery.entry
@@ -144,18 +140,3 @@ class FileResource:
             resp.stream = ChunkStream(delivery.open(part.start, part.end + 1), part.length)
         else:
             resp.stream = FileRange(handle, part.start, part.end + 1)
-
-    def _whole(
-        self, resp: falcon.Response, stream: ByteStream, target: LinkTarget, body: bool
-    ) -> None:
-        """A file a source can only stream whole: 200, no ranges, length unknown."""
-        name = target.name or target.key.rsplit("/", 1)[-1]
-        fmt = audio_format(name)
-        resp.content_type = fmt.mime if fmt else "application/octet-stream"
-        resp.set_header("Content-Disposition", content_disposition(name))
-        resp.set_header("Cache-Control", "private, no-store")
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        if body:
-            resp.stream = ChunkStream(stream, 1 << 62)
-        else:
-            stream.close()
