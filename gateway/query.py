@@ -15,6 +15,9 @@ _CALLID_MAX = 200
 MIN_YEAR, MAX_YEAR = 1970, 9000
 _QM_FORMAT = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(\d{2}:\d{2}:\d{2})$")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
+_ASTERISK_ID = re.compile(r"(?:^|-)(\d{10})\.\d{1,10}$")
+"""Asterisk's unique id: ``EPOCH.SEQ``, maybe after ``systemname-`` (asterisk.conf)."""
+_ID_FUTURE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,23 @@ def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
     if not MIN_YEAR <= parsed.astimezone(UTC).year <= MAX_YEAR:
         raise UsageError(f"the timestamp {text!r} is out of range ({MIN_YEAR} to {MAX_YEAR})")
     return parsed
+
+
+def call_start(callid: str, *, now: datetime | None = None) -> datetime | None:
+    """When the call started, read from an Asterisk unique id; ``None`` for other ids.
+
+    Asterisk names a channel ``EPOCH.SEQ`` (``1773047700.109``), prefixed by ``systemname-``
+    when one is set: the epoch second the channel was created, that is the call's start. Ten
+    digits (September 2001 to 2286) and at most a day ahead of ``now``, so a FreeSWITCH UUID,
+    a number that only looks like one, or a clock far off gives ``None``.
+    """
+    match = _ASTERISK_ID.search(callid)
+    if match is None:
+        return None
+    start = datetime.fromtimestamp(int(match.group(1)), UTC)
+    if start > (now or datetime.now(UTC)) + _ID_FUTURE:
+        return None
+    return start
 
 
 def search_days(start: datetime, tz: ZoneInfo, lookback: timedelta) -> list[date]:

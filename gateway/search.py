@@ -6,6 +6,13 @@ as the ``Searcher``, and share one deadline (``peer_timeout``). The other source
 on the calling thread, in ``--path`` order: without ``search_all`` the first source that finds
 the call wins, whichever answered first.
 
+A query without a start time whose call id carries one (Asterisk's ``EPOCH.SEQ``, see
+``gateway.query.call_start``; QueueMetrics' XML-RPC sends no time) is searched on the days of
+that time, with the usual look-back, like a query with that time. Only when no source finds
+anything there are the sources whose search those days narrowed searched again everywhere:
+the answer is the one a full scan gives, at the cost of a narrowed search when the call is
+where its id says.
+
 A source that fails (any error but a ``UsageError``, which is the caller's mistake) never
 hides what the others find: it becomes an entry of ``SearchResult.errors`` and the search goes
 on. When nothing is found and a source failed, the answer cannot say "no recording": without
@@ -29,7 +36,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError, SiteUnavailable, Unavailable, UsageError
-from gateway.query import Query, search_days
+from gateway.query import Query, call_start, search_days
 from gateway.recordings import Recording
 from gateway.remote import DEFAULT_PEER_TIMEOUT, via_id
 from gateway.source import Found, SiteError, Source
@@ -100,7 +107,8 @@ class Searcher:
         ``search_all``), and the sources that failed. ``via`` lists the gateways the search
         passed through, this one last (``X-Gateway-Via``); by default only this one."""
         settings = self.settings
-        days = search_days(query.start, settings.timezone, settings.lookback) if query.start else []
+        start = query.start or call_start(query.callid)
+        days = search_days(start, settings.timezone, settings.lookback) if start else []
         path = list(via) if via is not None else [via_id(settings.site)]
         deadline = time.monotonic() + settings.peer_timeout
         asked = {
@@ -111,17 +119,31 @@ class Searcher:
         found: list[Recording] = []
         errors: list[SiteError] = []
         failures: list[Exception] = []
+        guessed: list[Source] = []  # searched on days read from the call id, and missed
+
+        def search_here(source: Source, days: list[date]) -> Found:
+            return _search_here(source, query, days, path, deadline, settings, observe, failures)
+
         for source in self.sources:
             if source.id in asked:
                 outcome = _wait(source, asked[source.id], deadline, settings)
             else:
-                outcome = _search_here(
-                    source, query, days, path, deadline, settings, observe, failures
-                )
+                outcome = search_here(source, days)
+                if query.start is None and outcome.narrowed and not outcome.errors:
+                    guessed.append(source)
             errors.extend(outcome.errors)
             found.extend(outcome.recordings)
             if outcome.recordings and not settings.search_all:
                 break
+        if not found:
+            # The call id's time was wrong for these sources (a recording filed under another
+            # day): search them everywhere, as a search without a time always did.
+            for source in guessed:
+                outcome = search_here(source, [])
+                errors.extend(outcome.errors)
+                found.extend(outcome.recordings)
+                if outcome.recordings and not settings.search_all:
+                    break
         if not found and errors and not asked:
             raise _failure(failures, "; ".join(error.error for error in errors))
         return SearchResult(found, errors)

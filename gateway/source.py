@@ -49,6 +49,10 @@ class Found:
 
     recordings: list[Recording]
     errors: list[SiteError] = field(default_factory=list)
+    narrowed: bool = True
+    """Whether ``days`` narrowed the search. A source that looked everywhere the call can be
+    whatever the days (an undated layout) says ``False``: when the days were guessed from the
+    call id and nothing was found, it is not searched again without them."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ class Source(Protocol):
         self, query: Query, days: Sequence[date], *, via: Sequence[str], deadline: float
     ) -> Found:
         """The call's recordings in this source. ``days`` are the PBX-local days to look in
-        (empty: the query has no start time); ``via`` the gateways the search passed through,
+        (empty: no start time is known, search everywhere; they may be guessed from the call
+        id, see ``Found.narrowed``); ``via`` the gateways the search passed through,
         this one last; ``deadline`` a ``time.monotonic()`` value not to overrun."""
         ...
 

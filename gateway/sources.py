@@ -17,7 +17,7 @@ from datetime import date
 
 from gateway.audioinfo import probe_duration
 from gateway.errors import Forbidden, GatewayError, NotFound, UsageError
-from gateway.layout import WILDCARD, Layout, tenant_keys
+from gateway.layout import WILDCARD, Layout, Scan, tenant_keys
 from gateway.placeholders import PathPattern, has_placeholders
 from gateway.plugins import Plugins
 from gateway.query import Query
@@ -85,7 +85,15 @@ class StoreSource:
                                 )
                 except NotFound:
                     continue  # a day folder that does not exist holds no recordings
-        return Found([found[k] for k in sorted(found)])
+        narrowed = bool(days) and self._narrows(query, scans)
+        return Found([found[k] for k in sorted(found)], narrowed=narrowed)
+
+    def _narrows(self, query: Query, scans: Sequence[Scan]) -> bool:
+        """Whether ``scans`` (for some days) look in fewer places than a search without days."""
+        try:
+            return list(scans) != list(self.layout.scans(query, []))
+        except UsageError:
+            return True
 
     def expand(self, prefix: str) -> Iterator[str]:
         """Replace ``*`` segments by every folder at that level."""

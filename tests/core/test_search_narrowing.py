@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.plugins import load_plugins
-from gateway.query import Query
+from gateway.query import Query, call_start
 from gateway.search import SearchSettings, search
 from gateway.sources import StoreSource, open_sources
 from gateway.storage import Entry
@@ -81,3 +81,72 @@ def test_later_sources_are_not_searched_once_one_finds_the_call(archive: Path) -
     search([first, second], query, SearchSettings(timezone=ROME))
     assert first_spy.listed
     assert second_spy.listed == []
+
+
+# A search without a start time (QueueMetrics' XML-RPC sends none) reads it from an Asterisk
+# call id, and falls back to a full scan only when the call is not where its id says.
+
+
+def test_an_asterisk_id_narrows_a_search_without_a_time(archive: Path) -> None:
+    source, spy = spied(str(archive), "freepbx")
+    found = search([source], Query("1772320000.9"), SearchSettings(timezone=ROME))
+    assert [r.key for r in found] == ["2026/03/01/in-1-2-20260301-000500-1772320000.9.wav"]
+    # 00:06:40 in Rome: the call's day and, within the look-back, the day before
+    assert spy.listed == [("2026/02/28", False), ("2026/03/01", False)]
+
+
+def test_a_system_name_before_the_id_narrows_too(tmp_path: Path) -> None:
+    write(tmp_path / "2026/03/01/out-1-2-20260301-120000-pbx1-1772362800.4.wav")
+    source, spy = spied(str(tmp_path), "freepbx")
+    found = search([source], Query("pbx1-1772362800.4"), SearchSettings(timezone=ROME))
+    assert [r.name for r in found] == ["out-1-2-20260301-120000-pbx1-1772362800.4.wav"]
+    assert spy.listed == [("2026/03/01", False)]
+
+
+def test_a_call_filed_under_another_day_is_still_found(archive: Path) -> None:
+    # The id says 28 February, 17:33 UTC; the recording was filed on 3 March.
+    moved = write(archive / "2026/03/03/in-1-2-20260303-090000-1772300000.77.wav")
+    source, spy = spied(str(archive), "freepbx")
+    found = search([source], Query("1772300000.77"), SearchSettings(timezone=ROME))
+    assert [r.key for r in found] == [str(moved.relative_to(archive))]
+    assert spy.listed[0] == ("2026/02/28", False)
+    assert spy.listed[-1] == ("", True)  # then the whole archive, as without the id's time
+
+
+def test_a_missing_call_costs_one_scan_where_days_narrow_nothing(archive: Path) -> None:
+    source, spy = spied(str(archive), "flat")
+    assert search([source], Query("1772320000.5"), SearchSettings(timezone=ROME)) == []
+    assert spy.listed == [("", True)]
+
+
+def test_every_source_is_tried_on_the_ids_days_before_any_is_scanned(archive: Path) -> None:
+    empty = archive.parent / "empty"
+    write(empty / "2020/01/01/in-1-2-20200101-000000-1500000000.1.wav")
+    first, first_spy = spied(str(empty), "freepbx")
+    second, second_spy = spied(str(archive), "freepbx")
+    found = search([first, second], Query("1772320000.9"), SearchSettings(timezone=ROME))
+    assert [r.source for r in found] == [second.id]
+    assert ("", True) not in first_spy.listed  # found on the id's days: nothing was scanned
+    assert second_spy.listed == [("2026/02/28", False), ("2026/03/01", False)]
+
+
+@pytest.mark.parametrize(
+    "callid",
+    [
+        "b7d2c1a4-5e6f-4a1b-9c8d-0e1f2a3b4c5d",  # FreeSWITCH
+        "1772320000",  # no sequence number: not a channel id
+        "17723200001.9",  # eleven digits
+        "4102444800.1",  # 2100: far in the future
+        "1772320000.9x",
+    ],
+)
+def test_ids_that_carry_no_asterisk_time_are_scanned_in_full(archive: Path, callid: str) -> None:
+    assert call_start(callid) is None
+    source, spy = spied(str(archive), "freepbx")
+    search([source], Query(callid), SearchSettings(timezone=ROME))
+    assert spy.listed == [("", True)]
+
+
+def test_an_asterisk_id_is_the_channels_epoch_second() -> None:
+    assert call_start("1773047700.109") == datetime(2026, 3, 9, 9, 15, tzinfo=UTC)
+    assert call_start("sys-a-1773047700.109") == datetime(2026, 3, 9, 9, 15, tzinfo=UTC)
