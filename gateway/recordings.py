@@ -61,6 +61,8 @@ class CallMatcher:
         # Exact for ids without letters (Asterisk's epoch.seq), case-folded for the others.
         self._caseless = not callid.isascii() or any(c.isalpha() for c in callid)
         self._needle = callid.casefold() if self._caseless else callid
+        self.folded_substring = callid.casefold()
+        """Every name this accepts holds it once case-folded (``gateway.storage.name_hint``)."""
 
     def __call__(self, name: str) -> bool:
         if self._needle not in (name.casefold() if self._caseless else name):

@@ -129,7 +129,7 @@ class Searcher:
                 outcome = _wait(source, asked[source.id], deadline, settings)
             else:
                 outcome = search_here(source, days)
-                if query.start is None and outcome.narrowed and not outcome.errors:
+                if query.start is None and not outcome.everywhere and not outcome.errors:
                     guessed.append(source)
             errors.extend(outcome.errors)
             found.extend(outcome.recordings)

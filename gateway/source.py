@@ -49,10 +49,10 @@ class Found:
 
     recordings: list[Recording]
     errors: list[SiteError] = field(default_factory=list)
-    narrowed: bool = True
-    """Whether ``days`` narrowed the search. A source that looked everywhere the call can be
-    whatever the days (an undated layout) says ``False``: when the days were guessed from the
-    call id and nothing was found, it is not searched again without them."""
+    everywhere: bool = False
+    """``True`` claims the search looked everywhere the call can be, whatever ``days`` said (an
+    undated layout). When the days were guessed from the call id and nothing was found, such
+    a source is not searched again without them; the others are."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class Source(Protocol):
     ) -> Found:
         """The call's recordings in this source. ``days`` are the PBX-local days to look in
         (empty: no start time is known, search everywhere; they may be guessed from the call
-        id, see ``Found.narrowed``); ``via`` the gateways the search passed through,
+        id, see ``Found.everywhere``); ``via`` the gateways the search passed through,
         this one last; ``deadline`` a ``time.monotonic()`` value not to overrun."""
         ...
 

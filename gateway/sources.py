@@ -85,8 +85,8 @@ class StoreSource:
                                 )
                 except NotFound:
                     continue  # a day folder that does not exist holds no recordings
-        narrowed = bool(days) and self._narrows(query, scans)
-        return Found([found[k] for k in sorted(found)], narrowed=narrowed)
+        everywhere = not found and (not days or not self._narrows(query, scans))
+        return Found([found[k] for k in sorted(found)], everywhere=everywhere)
 
     def _narrows(self, query: Query, scans: Sequence[Scan]) -> bool:
         """Whether ``scans`` (for some days) look in fewer places than a search without days."""

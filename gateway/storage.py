@@ -28,6 +28,9 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from gateway.errors import Forbidden
 
 NameFilter = Callable[[str], bool]
+"""Which file names a listing yields (``Store.list``'s ``match``). A filter MAY declare, as its
+attribute ``folded_substring``, a text that every name it accepts holds once case-folded: a
+store may then look for that text in a whole folder's names at once (see ``name_hint``)."""
 
 CHUNK_SIZE = 256 * 1024
 """Suggested size of the chunks a store yields from ``open``."""
@@ -142,6 +145,13 @@ def check_key(key: str, *, allow_root: bool = False) -> list[str]:
     if any(p in ("", ".", "..") for p in parts):
         raise Forbidden(f"refused key {key!r}")
     return parts
+
+
+def name_hint(match: NameFilter | None) -> str | None:
+    """The text every name ``match`` accepts holds once case-folded (``str.casefold``), when it
+    declares one; a store can skip the names without it and call ``match`` on the rest."""
+    hint = getattr(match, "folded_substring", None)
+    return hint if isinstance(hint, str) and hint and "\0" not in hint else None
 
 
 def join_key(prefix: str, name: str) -> str:

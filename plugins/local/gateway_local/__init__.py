@@ -1,5 +1,8 @@
 """Local-disk store: recordings in a folder of this machine (``file:/var/spool/asterisk/monitor``).
 
+Folder listings are kept between searches while the folder provably has not changed
+(``gateway_local.listing``); sizes and times are always read fresh.
+
 Registered through the ``gateway.plugins`` entry point like any third-party store. Keys never
 leave the root: besides the shared key rules, any path whose resolved form (after symlinks)
 lies outside the root is refused, and listings skip symlinks that point outside it.
@@ -18,20 +21,35 @@ from typing import BinaryIO
 from gateway.errors import ConfigError, Forbidden, NotFound, Unavailable
 from gateway.hookspecs import StoreType, hookimpl
 from gateway.sourceurl import SourceURL
-from gateway.storage import CHUNK_SIZE, ByteStream, Entry, NameFilter, check_key, join_key
+from gateway.storage import (
+    CHUNK_SIZE,
+    ByteStream,
+    Entry,
+    NameFilter,
+    check_key,
+    join_key,
+    name_hint,
+)
+from gateway_local.listing import Listing, ListingCache, read_listing
 
 
 class LocalStore:
-    """Files below one local folder. Thread-safe: it keeps no state but its root."""
+    """Files below one local folder. Thread-safe: it keeps no state but its root and the
+    listings of folders it read (``gateway_local.listing``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, listing_cache: bool = True) -> None:
         self.root = root.expanduser().resolve()
         self.description = f"file:{self.root}"
+        self._root_text = str(self.root)
+        self._root_inside = os.path.join(self._root_text, "")  # with a final "/"
+        self._cache = ListingCache() if listing_cache else None
 
     @classmethod
     def from_url(cls, url: SourceURL) -> LocalStore:
         """The store factory: ``file:/folder``, ``file:///folder`` or ``file://localhost/folder``
-        (a bare ``--path /folder`` arrives as ``file:/folder``). It takes no options."""
+        (a bare ``--path /folder`` arrives as ``file:/folder``). One option:
+        ``listing_cache=off`` reads every folder at every search (see ``gateway_local.listing``:
+        for a network mount whose server's clock may be off)."""
         location = url.location
         if url.has_authority:  # file:///abs or file://localhost/abs
             host, _, rest = location[2:].partition("/")
@@ -40,19 +58,23 @@ class LocalStore:
             location = "/" + rest
         if not location:
             raise ConfigError("a file: source needs a folder, as in file:/var/spool/recordings")
-        url.check_options(())
-        return cls(Path(location))
+        url.check_options(("listing_cache",))
+        return cls(Path(location), listing_cache=url.flag("listing_cache", default=True))
 
     def check(self) -> None:
         if not self.root.is_dir():
             raise ConfigError(f"the source folder {self.root} does not exist")
 
     def _path(self, key: str, *, allow_root: bool = False) -> Path:
+        return Path(self._real(key, allow_root=allow_root))
+
+    def _real(self, key: str, *, allow_root: bool = False) -> str:
+        """The real path of ``key`` (symlinks resolved), refused when it lies outside the root."""
         parts = check_key(key, allow_root=allow_root)
-        resolved = self.root.joinpath(*parts).resolve()
-        if resolved != self.root and not resolved.is_relative_to(self.root):
+        real = os.path.realpath(os.path.join(self._root_text, *parts))
+        if real != self._root_text and not real.startswith(self._root_inside):
             raise Forbidden(f"refused key {key!r}: it leads outside the source folder")
-        return resolved
+        return real
 
     def _entry(self, key: str, st: os.stat_result) -> Entry:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
@@ -61,45 +83,54 @@ class LocalStore:
     def list(
         self, prefix: str, *, recursive: bool = False, match: NameFilter | None = None
     ) -> Iterator[Entry]:
-        folder = self._path(prefix, allow_root=True)
-        pending = [(folder, prefix)]
+        pending = [(self._real(prefix, allow_root=True), prefix)]
         while pending:
             path, key_prefix = pending.pop()
             try:
-                with os.scandir(path) as it:
-                    children = list(it)
+                listing = self._listing(path)
             except (FileNotFoundError, NotADirectoryError):
-                if path == folder:
+                if key_prefix == prefix:
                     raise NotFound(f"no folder {prefix!r}") from None
                 continue
             except PermissionError:
-                if path == folder:
+                if key_prefix == prefix:
                     raise Forbidden(f"cannot read the folder {prefix!r}") from None
                 continue
             except OSError as exc:
                 raise Unavailable(f"{self.description}: {exc.strerror}") from None
-            for child in children:
-                try:
-                    is_dir = child.is_dir(follow_symlinks=False)
-                    if is_dir and recursive:
-                        pending.append((Path(child.path), join_key(key_prefix, child.name)))
-                        continue
-                    if not is_dir and match is not None and not match(child.name):
-                        continue
-                    entry = self._listed(child, join_key(key_prefix, child.name))
-                except OSError:
-                    continue  # vanished or unreadable while listing
+            for name in listing.folders:
+                if recursive:
+                    pending.append((os.path.join(path, name), join_key(key_prefix, name)))
+                    continue
+                entry = self._listed(path, name, join_key(key_prefix, name), link=False)
+                if entry is not None:
+                    yield entry
+            hint = name_hint(match)
+            for name in listing.others if hint is None else listing.holding(hint):
+                if match is not None and not match(name):
+                    continue
+                link = name in listing.links
+                entry = self._listed(path, name, join_key(key_prefix, name), link=link)
                 if entry is not None:
                     yield entry
 
-    def _listed(self, child: os.DirEntry[str], key: str) -> Entry | None:
-        if child.is_symlink():
-            target = Path(child.path).resolve()
-            if not target.is_relative_to(self.root):
-                return None  # never show what a link outside the root points at
-            st = target.stat()
-        else:
-            st = child.stat(follow_symlinks=False)
+    def _listing(self, path: str) -> Listing:
+        return self._cache.listing(path) if self._cache is not None else read_listing(path)
+
+    def _listed(self, folder: str, name: str, key: str, *, link: bool) -> Entry | None:
+        """The entry of a listed name, read now; ``None`` for what is not served (gone,
+        unreadable, not a regular file or folder, a link out of the root)."""
+        path = os.path.join(folder, name)
+        try:
+            if link:
+                target = Path(path).resolve()
+                if not target.is_relative_to(self.root):
+                    return None  # never show what a link outside the root points at
+                st = target.stat()
+            else:
+                st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None  # vanished or unreadable since the folder was read
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None
         return self._entry(key, st)
