@@ -13,7 +13,9 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+
+import cachetools
 
 from gateway.audioinfo import probe_duration
 from gateway.errors import Forbidden, GatewayError, NotFound, UsageError
@@ -29,6 +31,8 @@ from gateway.storage import Store, join_key
 
 MAX_FILES_PER_CALL = 100
 """A call has a few files (legs, transfers); an id matching more is not a call id."""
+DURATIONS_KEPT = 10_000
+"""Durations a source remembers (about 2 MB): the calls supervisors are listening to."""
 LISTING_LIMIT = 10_000
 """``gateway check`` counts at most this many files per folder (a flat layout lists all)."""
 
@@ -45,6 +49,9 @@ class StoreSource:
         self.layout = layout
         self._checked = False
         self._lock = threading.Lock()
+        self._durations: cachetools.LRUCache[tuple[str, int, datetime], float | None] = (
+            cachetools.LRUCache(DURATIONS_KEPT)
+        )
 
     @property
     def label(self) -> str:
@@ -117,7 +124,16 @@ class StoreSource:
         return StoredFile(self.id, self.store.stat(key), self.store)
 
     def duration(self, recording: Recording) -> float | None:
-        return probe_duration(self.store, recording)
+        """From the file's header, read once per version of the file (key, size, time): every
+        search for a call would otherwise read it again, a round trip on SMB or S3."""
+        version = (recording.key, recording.size, recording.mtime)
+        with self._lock:
+            if version in self._durations:
+                return self._durations[version]
+        seconds = probe_duration(self.store, recording)
+        with self._lock:
+            self._durations[version] = seconds
+        return seconds
 
     def separates_tenants(self) -> bool:
         return tenant_keys(self.layout, "tenant") is not None

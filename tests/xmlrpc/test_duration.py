@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.audioinfo import minutes_seconds, probe_duration, wav_duration
+from gateway.plugins import load_plugins
+from gateway.query import Query
+from gateway.sources import open_sources
 from gateway.recordings import Recording
 from gateway_local import LocalStore
 from tests.xmlrpc.conftest import wav49
@@ -86,3 +89,34 @@ def test_probe_never_fails(tmp_path: Path) -> None:
 )
 def test_minutes_seconds(seconds: float | None, text: str) -> None:
     assert minutes_seconds(seconds) == text
+
+
+def test_a_header_is_read_once_per_version_of_the_file(tmp_path: Path) -> None:
+    """Every search for a call asks its durations: the header is read again only when the
+    file changed (a recording still being written grows)."""
+    day = tmp_path / "2026/03/09"
+    day.mkdir(parents=True)
+    (day / "in-1-2-1773047700.1.wav").write_bytes(pcm(2))
+    [source] = open_sources(str(tmp_path), load_plugins(), layout="freepbx")
+    store = source.store  # type: ignore[attr-defined]
+    opened: list[str] = []
+    real_open = store.open
+
+    def counting_open(key: str, start: int = 0, end: int | None = None) -> object:
+        opened.append(key)
+        return real_open(key, start, end)
+
+    store.open = counting_open
+
+    def durations() -> list[float | None]:
+        found = source.search(
+            Query("1773047700.1"), [datetime(2026, 3, 9).date()], via=[], deadline=0
+        )
+        return [source.duration(r) for r in found.recordings]
+
+    assert durations() == [2.0]
+    assert durations() == [2.0]
+    assert len(opened) == 1
+    (day / "in-1-2-1773047700.1.wav").write_bytes(pcm(5))
+    assert durations() == [5.0]
+    assert len(opened) == 2
