@@ -13,8 +13,8 @@ import pytest
 from gateway.audioinfo import minutes_seconds, probe_duration, wav_duration
 from gateway.plugins import load_plugins
 from gateway.query import Query
-from gateway.sources import open_sources
 from gateway.recordings import Recording
+from gateway.sources import open_sources
 from gateway_local import LocalStore
 from tests.xmlrpc.conftest import wav49
 
