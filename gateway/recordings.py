@@ -42,6 +42,9 @@ def audio_format(name: str) -> AudioFormat | None:
     return _FORMATS.get(ext.lower())
 
 
+_LETTER = re.compile(r"[A-Za-z]")
+
+
 def _token_pattern(callid: str) -> re.Pattern[str]:
     # A whole token: not glued to letters or digits on either side, and not followed by
     # ".<digit>" (so "1700000000.1" does not match "1700000000.12" or "1700000000.1.5",
@@ -59,7 +62,7 @@ class CallMatcher:
         self._pattern = _token_pattern(callid)
         # A plain substring test first: it rejects almost every name of a big folder in C.
         # Exact for ids without letters (Asterisk's epoch.seq), case-folded for the others.
-        self._caseless = not callid.isascii() or any(c.isalpha() for c in callid)
+        self._caseless = not callid.isascii() or _LETTER.search(callid) is not None
         self._needle = callid.casefold() if self._caseless else callid
         self.folded_substring = callid.casefold()
         """Every name this accepts holds it once case-folded (``gateway.storage.name_hint``)."""

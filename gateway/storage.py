@@ -20,6 +20,7 @@ files, so the web server can hand an open file to its file wrapper.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,6 +128,7 @@ class LocalFile(Protocol):
 
 
 _BAD_CHARS = ("\\", "\x00")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_key(key: str, *, allow_root: bool = False) -> list[str]:
@@ -139,7 +141,7 @@ def check_key(key: str, *, allow_root: bool = False) -> list[str]:
         return []
     if not key or key.startswith("/") or any(c in key for c in _BAD_CHARS):
         raise Forbidden(f"refused key {key!r}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+    if _CONTROL.search(key):
         raise Forbidden(f"refused key {key!r}")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):

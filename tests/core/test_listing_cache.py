@@ -17,7 +17,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.sourceurl import SourceURL
 from gateway_local import LocalStore
-from gateway_local.listing import SETTLED_NS, ListingCache
+from gateway_local.listing import SETTLED_NS, Listing, ListingCache
 from tests.conftest import write
 
 
@@ -138,3 +138,11 @@ def test_sizes_and_times_are_read_fresh(tmp_path: Path) -> None:
     with path.open("ab") as grow:  # a recording still being written
         grow.write(b"\0" * 96)
     assert [e.size for e in store.list("")] == [100]
+
+
+def test_names_holding_a_call_id_are_found_in_one_pass() -> None:
+    names = ("in-1-2-1773047700.1.wav", "x.txt", "OUT-A1B2.wav", "a1b2-in.WAV", "in-1773047700.1")
+    listing = Listing((), names, frozenset())
+    assert listing.holding("1773047700.1") == [names[0], names[4]]  # the last name too
+    assert listing.holding("a1b2") == [names[2], names[3]]  # letters: case-folded
+    assert listing.holding("nothing") == []

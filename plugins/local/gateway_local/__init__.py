@@ -71,7 +71,7 @@ class LocalStore:
     def _real(self, key: str, *, allow_root: bool = False) -> str:
         """The real path of ``key`` (symlinks resolved), refused when it lies outside the root."""
         parts = check_key(key, allow_root=allow_root)
-        real = os.path.realpath(os.path.join(self._root_text, *parts))
+        real = real_path(os.path.join(self._root_text, *parts))
         if real != self._root_text and not real.startswith(self._root_inside):
             raise Forbidden(f"refused key {key!r}: it leads outside the source folder")
         return real
@@ -173,6 +173,23 @@ class LocalStore:
 
     def close(self) -> None:
         pass
+
+
+def real_path(path: str) -> str:
+    """``os.path.realpath``, from the kernel when it can tell: it resolved the path already
+    to open it (Linux names an open file's real path in /proc), a third of the cost of
+    resolving each component in Python on every search."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except (OSError, AttributeError):  # missing (realpath still answers), or not Linux
+        return os.path.realpath(path)
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+    finally:
+        os.close(fd)
+    return real if real.startswith("/") else os.path.realpath(path)
 
 
 class FileChunks:

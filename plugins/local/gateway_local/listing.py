@@ -24,7 +24,10 @@ off (``--option file_listing_cache=off``).
 
 from __future__ import annotations
 
+import array
+import bisect
 import functools
+import itertools
 import os
 import stat
 import threading
@@ -54,21 +57,24 @@ class Listing:
     def holding(self, folded: str) -> list[str]:
         """The names of ``others`` that hold ``folded`` once case-folded, found in one pass
         over all of them (a call id in a folder of thousands of recordings)."""
-        text = self._folded_others
+        text, starts = self._folded_others
         names = []
         at = text.find(folded)
         while at >= 0:
-            names.append(self.others[text.count("\0", 0, at)])
-            end = text.find("\0", at)
-            if end < 0:
+            index = bisect.bisect_right(starts, at) - 1
+            names.append(self.others[index])
+            if index + 1 == len(starts):
                 break
-            at = text.find(folded, end + 1)
+            at = text.find(folded, starts[index + 1])
         return names
 
     @functools.cached_property
-    def _folded_others(self) -> str:
-        # NUL separates the names: no file name can hold it.
-        return "\0".join(self.others).casefold()
+    def _folded_others(self) -> tuple[str, array.array[int]]:
+        """All names case-folded, joined by NUL (no file name can hold it), and where each
+        one starts in that text."""
+        folded = [name.casefold() for name in self.others]
+        starts = array.array("q", itertools.accumulate((len(n) + 1 for n in folded), initial=0))
+        return "\0".join(folded), starts[:-1]
 
 
 _Stamp = tuple[int, int, int, int]
