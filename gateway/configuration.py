@@ -5,12 +5,15 @@ and the web service both build on it.
 Token precedence (one rule, documented in docs/operations.md): ``--token``, then
 ``--token-file`` given on the command line, then ``GATEWAY_TOKEN``, then the configuration
 file's ``token``, then its ``token_file``.
+
+``gateway search`` and ``get`` go through ``configure`` alone: what only ``serve`` and ``check``
+need (link signing and its cryptography, tenants, the audit log's handlers) is imported inside
+``prepare_server`` and ``audit_handler``, so a search does not pay for loading it.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 import sys
@@ -18,18 +21,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, UsageError
 from gateway.plugins import Plugins, load_plugins
 from gateway.query import parse_timezone
-from gateway.remote import DEFAULT_PEER_TIMEOUT, check_site_name
 from gateway.search import Searcher, SearchSettings
 from gateway.secret_files import read_secret_file
-from gateway.signing import LinkSigner
 from gateway.source import Source
 from gateway.sources import open_sources
-from gateway.tenants import TenantRegistry
+from gateway.via import DEFAULT_PEER_TIMEOUT, check_site_name
+
+if TYPE_CHECKING:
+    from gateway.signing import LinkSigner
+    from gateway.tenants import TenantRegistry
 
 TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
 METRICS_TOKEN_ENV = "GATEWAY_METRICS_TOKEN"  # noqa: S105 (a variable's name)
@@ -139,6 +144,8 @@ def audit_handler(target: str) -> logging.Handler:
     """Where the audit log goes: ``-`` for standard output, else a file, appended to (created
     mode 0600 by umask) and reopened when log rotation moves it; ``ConfigError`` when the file
     cannot be opened."""
+    import logging.handlers  # only the server logs an audit trail
+
     if target == "-":
         return logging.StreamHandler(sys.stdout)
     try:
@@ -181,6 +188,9 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
 
     ``given`` names the token options that came from the command line.
     """
+    from gateway.signing import LinkSigner  # cryptography: only the server signs links
+    from gateway.tenants import TenantRegistry
+
     tenants_file = params.get("tenants_file")
     token, token_file = params.get("token"), params.get("token_file")
     tenants = TenantRegistry.from_file(Path(tenants_file)) if tenants_file else None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,72 +28,28 @@ from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 
-from gateway.errors import GatewayError, SiteUnavailable, UsageError
+from gateway.errors import SiteUnavailable, UsageError
 from gateway.query import Query
 from gateway.recordings import Elsewhere, Recording, audio_format
 from gateway.secret_files import read_secret_file
 from gateway.source import Found, SiteError
 from gateway.storage import ByteStream
+from gateway.via import DEFAULT_PEER_TIMEOUT, SCHEMES, VIA_HEADER, check_site_name
 
-SCHEMES = {"gateway+http": "http", "gateway+https": "https"}
-"""``--path`` schemes of a remote gateway, and the HTTP scheme each stands for."""
-VIA_HEADER = "X-Gateway-Via"
-MAX_HOPS = 4
-"""A search that already passed through this many gateways is refused."""
 TOKEN_ENV_PREFIX = "GATEWAY_PEER_TOKEN_"  # noqa: S105 (a variable name, not a secret)
-DEFAULT_PEER_TIMEOUT = 5.0
 MAX_ANSWER = 1024 * 1024
 """Largest search answer accepted from a peer, in bytes."""
 MAX_FILES = 1000
 MAX_NESTED_ERRORS = 20
 _READ_SIZE = 64 * 1024
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_VIA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$")
 _LINK_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-INSTANCE_ID = "gw-" + secrets.token_hex(6)
-"""This process's name in ``X-Gateway-Via`` when no ``--site-name`` is given."""
-
-
-class LoopDetected(GatewayError):
-    """A search came back to a gateway it already passed through, or went through too many."""
-
-    exit_code = 2
-    http_status = 508
 
 
 class PeerError(SiteUnavailable):
     """A peer gateway could not be asked, or answered something unusable. Never holds a token."""
 
     http_status = 502
-
-
-def via_id(site: str | None) -> str:
-    """This gateway's name in ``X-Gateway-Via``: its site name, else a per-run random id."""
-    return site or INSTANCE_ID
-
-
-def check_site_name(name: str) -> str:
-    if not _SITE.match(name):
-        raise UsageError(
-            f"the site name {name!r} must be 1-64 letters, digits, '.', '_', ':' or '-'"
-        )
-    return name
-
-
-def incoming_via(header: str | None, own: str) -> list[str]:
-    """The gateways a search passed through, this one appended; ``LoopDetected`` for a loop."""
-    ids = [item.strip() for item in (header or "").split(",") if item.strip()]
-    if len(ids) > 32 or any(not _VIA_ID.match(item) for item in ids):
-        raise UsageError(f"the {VIA_HEADER} header is malformed")
-    path = " -> ".join([*ids, own])
-    if own in ids:
-        raise LoopDetected(
-            f"federation loop: this search already passed through this gateway ({path})"
-        )
-    if len(ids) >= MAX_HOPS:
-        raise LoopDetected(f"too many federation hops, at most {MAX_HOPS} ({path})")
-    return [*ids, own]
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from zoneinfo import ZoneInfo
 from gateway.errors import GatewayError, SiteUnavailable, Unavailable, UsageError
 from gateway.query import Query, call_start, search_days
 from gateway.recordings import Recording
-from gateway.remote import DEFAULT_PEER_TIMEOUT, via_id
 from gateway.source import Found, SiteError, Source
+from gateway.via import DEFAULT_PEER_TIMEOUT, via_id
 
 log = logging.getLogger("gateway.search")
 

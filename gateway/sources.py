@@ -24,10 +24,10 @@ from gateway.placeholders import PathPattern, has_placeholders
 from gateway.plugins import Plugins
 from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
-from gateway.remote import DEFAULT_PEER_TIMEOUT, SCHEMES, RemoteSource
 from gateway.source import Found, Source, StoredFile
 from gateway.sourceurl import SourceURL, options_for, redact_url, split_scheme
 from gateway.storage import Store, join_key
+from gateway.via import DEFAULT_PEER_TIMEOUT, SCHEMES
 
 MAX_FILES_PER_CALL = 100
 """A call has a few files (legs, transfers); an id matching more is not a call id."""
@@ -204,6 +204,8 @@ SourceBuilder = Callable[[str, str, str, SourceOptions, Plugins], Source]
 
 
 def _remote(id: str, scheme: str, item: str, how: SourceOptions, plugins: Plugins) -> Source:
+    from gateway.remote import RemoteSource  # its HTTP client: only when a peer is listed
+
     return RemoteSource.from_url(item, timeout=how.peer_timeout, id=id)
 
 

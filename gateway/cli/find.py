@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
@@ -123,6 +122,8 @@ def _stat_key(configured: Configured, key: str) -> Recording:
 
 def _write(open_stream: Callable[[], ByteStream], destination: Path) -> None:
     """Write atomically: a partial download never takes the place of a good file."""
+    import tempfile  # only ``get`` writes files: ``search`` starts without it
+
     tmp: str | None = None
     destination.parent.mkdir(parents=True, exist_ok=True)
     stream = open_stream()

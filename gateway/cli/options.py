@@ -22,7 +22,7 @@ from gateway.configuration import (
 )
 from gateway.errors import UsageError
 from gateway.query import Query, parse_timestamp
-from gateway.remote import DEFAULT_PEER_TIMEOUT
+from gateway.via import DEFAULT_PEER_TIMEOUT
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from gateway.remote import VIA_HEADER, incoming_via, via_id
+from gateway.via import VIA_HEADER, incoming_via, via_id
 
 
 def via_of(req: falcon.Request, site: str | None) -> list[str]:

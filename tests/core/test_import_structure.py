@@ -1,12 +1,15 @@
 """The layers point one way: no import cycle in ``gateway/`` or the plugins, and the command
-line never loads the web framework unless it serves."""
+line never loads the web framework unless it serves, nor a store's SDK it does not use."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
@@ -16,6 +19,29 @@ PACKAGES = {
     "gateway_s3": ROOT / "plugins/s3/gateway_s3",
 }
 WEB_STACK = ("falcon", "waitress", "prometheus_client")
+# What a search of a local folder never needs: the other stores' SDKs, the web stack, and the
+# cryptography that only signs links. Each costs tens of milliseconds of start-up when imported,
+# and the whole command should take a fraction of a `find` (bench/cli.py).
+NOT_FOR_A_LOCAL_SEARCH = (
+    *WEB_STACK,
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "smbprotocol",
+    "smbclient",
+    "spnego",
+    "cryptography",
+    "urllib3",  # only federation asks other gateways over HTTP
+)
+# Runs the real command line, then lists every module the process loaded (atexit: after click
+# has called sys.exit) in the file named by the first argument.
+RUN_AND_LIST_MODULES = """
+import atexit, sys
+target, args = sys.argv[1], sys.argv[2:]
+atexit.register(lambda: open(target, "w").write("\\n".join(sorted(sys.modules))))
+from gateway.cli import main
+main(args, prog_name="gateway")
+"""
 
 
 def modules() -> dict[str, Path]:
@@ -124,3 +150,25 @@ def test_importing_the_command_line_loads_no_web_framework() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = done.stdout.split()
     assert not [m for m in loaded if m.split(".")[0] in WEB_STACK]
+
+
+def test_a_local_search_loads_no_other_store_sdk_and_no_web_stack(tmp_path: Path) -> None:
+    """The whole ``gateway search`` process, with every plugin discovered and registered (the
+    S3 and SMB schemes too), loads none of ``NOT_FOR_A_LOCAL_SEARCH``."""
+    key = "2026/03/09/in-200-100-20260309-120000-1773057600.7.wav"
+    write(tmp_path / "rec" / key)
+    listing = tmp_path / "modules.txt"
+    args = ["search", "--path", str(tmp_path / "rec"), "--layout", "freepbx", "--timezone",
+            "UTC", "--callid", "1773057600.7", "--timestamp", "1773057600"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_MODULES, str(listing), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GATEWAY_BLOCK_PLUGINS": ""},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert key in done.stdout  # it did search, and found the call
+    loaded = listing.read_text().split()
+    assert {"gateway_local", "gateway_smb", "gateway_s3"} <= set(loaded)  # all plugins loaded
+    assert not [m for m in loaded if m.split(".")[0] in NOT_FOR_A_LOCAL_SEARCH]

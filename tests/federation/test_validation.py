@@ -7,16 +7,8 @@ import json
 import pytest
 
 from gateway.errors import UsageError
-from gateway.remote import (
-    MAX_HOPS,
-    LoopDetected,
-    PeerError,
-    PeerURL,
-    incoming_via,
-    parse_answer,
-    parse_peer,
-    token_env_name,
-)
+from gateway.remote import PeerError, PeerURL, parse_answer, parse_peer, token_env_name
+from gateway.via import MAX_HOPS, LoopDetected, incoming_via
 
 PEER = PeerURL("https", "rec.example.com", 443, "/audiovault")
 GOOD_FILE = {

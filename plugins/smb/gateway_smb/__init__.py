@@ -7,7 +7,9 @@ with ``--smb-password-file`` (the store option ``smb_password_file``) or from
 error messages. See docs/smb.md.
 
 Registered through the ``gateway.plugins`` entry point like any third-party store. smbprotocol
-is imported only when an ``smb:`` source is built, so the gateway runs without it.
+is imported only when an ``smb:`` source is built, so the gateway runs without it. The URL rules
+(``gateway_smb.config``) are loaded then too: every command loads this plugin to learn its
+scheme, and a search of a local folder should not pay for compiling the SMB name rules.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import TYPE_CHECKING
 from gateway.errors import ConfigError
 from gateway.hookspecs import StoreType, hookimpl
 from gateway.sourceurl import SourceURL
-from gateway_smb.config import parse_location
 
 if TYPE_CHECKING:
     from gateway_smb.store import SmbStore
@@ -28,6 +29,8 @@ __all__ = ["gateway_store_types", "open_store"]
 
 def open_store(url: SourceURL) -> SmbStore:
     """The ``StoreType`` factory: read the URL and its store options, touch no network."""
+    from gateway_smb.config import parse_location
+
     location = parse_location(url)
     try:
         from gateway_smb.store import SmbStore
