@@ -47,6 +47,10 @@ class FileRange:
     def seekable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        """The open file's descriptor, so the server can send the range with ``sendfile``."""
+        return self._handle.fileno()
+
     def close(self) -> None:
         self._handle.close()
 
