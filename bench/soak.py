@@ -29,12 +29,22 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--no-faults", action="store_true", help="Keep every server up.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Set this in the gateway's environment (repeatable), to compare settings.",
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 5 <= args.seconds <= 3600:
         parser.error("--clients 1..256, --seconds 5..3600")
+    if not all("=" in item for item in args.env):
+        parser.error("--env NAME=VALUE")
+    env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
         soak = Soak(Path(tmp), clients=args.clients, duration=args.seconds,
-                    faults=not args.no_faults)  # fmt: skip
+                    faults=not args.no_faults, env=env)  # fmt: skip
         soak.run()
         report = soak.report()
         early, late = soak.rss_growth()

@@ -30,6 +30,7 @@ from gateway.web.accesslog import AccessLog, Environ, RequestObserver, StartResp
 from gateway.web.app import create_app
 from gateway.web.audit import AuditLog
 from gateway.web.config import MAX_BODY, WebConfig
+from gateway.web.malloc import limit_malloc_arenas
 
 # Local downloads go from the file to the socket with sendfile(2), as nginx serves them: the
 # bytes never enter this process. waitress has no sendfile of its own: it reads its
@@ -222,6 +223,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def serve(settings: ServerSettings) -> None:
     """Listen and serve until SIGTERM or Ctrl-C; the caller closes ``settings``."""
+    limit_malloc_arenas()  # before any worker thread exists
     for source in settings.configured.sources:
         try:
             source.check()

@@ -95,6 +95,8 @@ class Soak:
     duration: float = 60.0
     faults: bool = True
     seed: int = 9
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment of the gateway process (``bench/soak.py --env``: A/B runs)."""
     calls: list[Call] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)
@@ -140,6 +142,7 @@ class Soak:
                 "AWS_SECRET_ACCESS_KEY": s3.credentials.secret_key,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GATEWAY_TOKEN": TOKEN,
+                **self.env,
             }
             log = (self.base / "gateway.log").open("ab")
             gw = subprocess.Popen(
