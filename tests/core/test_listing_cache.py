@@ -146,3 +146,10 @@ def test_names_holding_a_call_id_are_found_in_one_pass() -> None:
     assert listing.holding("1773047700.1") == [names[0], names[4]]  # the last name too
     assert listing.holding("a1b2") == [names[2], names[3]]  # letters: case-folded
     assert listing.holding("nothing") == []
+
+
+def test_a_name_that_case_folding_lengthens_does_not_shift_the_others() -> None:
+    names = ("Straße-1773047700.1.wav", "in-1773047700.2.wav", "STRASSE-1773047700.3.wav")
+    listing = Listing((), names, frozenset())
+    assert listing.holding("1773047700.2") == [names[1]]
+    assert listing.holding("strasse") == [names[0], names[2]]

@@ -24,10 +24,7 @@ off (``--option file_listing_cache=off``).
 
 from __future__ import annotations
 
-import array
-import bisect
 import functools
-import itertools
 import os
 import stat
 import threading
@@ -57,24 +54,27 @@ class Listing:
     def holding(self, folded: str) -> list[str]:
         """The names of ``others`` that hold ``folded`` once case-folded, found in one pass
         over all of them (a call id in a folder of thousands of recordings)."""
-        text, starts = self._folded_others
+        raw, text = self._joined
+        if len(text) != len(raw):  # a name that case folding lengthens: name by name
+            return [name for name in self.others if folded in name.casefold()]
+        # Case folding turned each character into one: positions in both texts agree.
         names = []
         at = text.find(folded)
         while at >= 0:
-            index = bisect.bisect_right(starts, at) - 1
-            names.append(self.others[index])
-            if index + 1 == len(starts):
+            start = text.rfind("\0", 0, at) + 1
+            end = text.find("\0", at)
+            if end < 0:
+                names.append(raw[start:])
                 break
-            at = text.find(folded, starts[index + 1])
+            names.append(raw[start:end])
+            at = text.find(folded, end)
         return names
 
     @functools.cached_property
-    def _folded_others(self) -> tuple[str, array.array[int]]:
-        """All names case-folded, joined by NUL (no file name can hold it), and where each
-        one starts in that text."""
-        folded = [name.casefold() for name in self.others]
-        starts = array.array("q", itertools.accumulate((len(n) + 1 for n in folded), initial=0))
-        return "\0".join(folded), starts[:-1]
+    def _joined(self) -> tuple[str, str]:
+        """All names joined by NUL (no file name can hold it), as they are and case-folded."""
+        raw = "\0".join(self.others)
+        return raw, raw.casefold()
 
 
 _Stamp = tuple[int, int, int, int]
