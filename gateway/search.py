@@ -124,6 +124,12 @@ class Searcher:
         def search_here(source: Source, days: list[date]) -> Found:
             return _search_here(source, query, days, path, deadline, settings, observe, failures)
 
+        def take(outcome: Found) -> bool:
+            """Add a source's answer; whether the search stops there."""
+            errors.extend(outcome.errors)
+            found.extend(outcome.recordings)
+            return bool(outcome.recordings) and not settings.search_all
+
         for source in self.sources:
             if source.id in asked:
                 outcome = _wait(source, asked[source.id], deadline, settings)
@@ -131,18 +137,13 @@ class Searcher:
                 outcome = search_here(source, days)
                 if query.start is None and not outcome.everywhere and not outcome.errors:
                     guessed.append(source)
-            errors.extend(outcome.errors)
-            found.extend(outcome.recordings)
-            if outcome.recordings and not settings.search_all:
+            if take(outcome):
                 break
         if not found:
             # The call id's time was wrong for these sources (a recording filed under another
             # day): search them everywhere, as a search without a time always did.
             for source in guessed:
-                outcome = search_here(source, [])
-                errors.extend(outcome.errors)
-                found.extend(outcome.recordings)
-                if outcome.recordings and not settings.search_all:
+                if take(search_here(source, [])):
                     break
         if not found and errors and not asked:
             raise _failure(failures, "; ".join(error.error for error in errors))
