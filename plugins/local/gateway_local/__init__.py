@@ -72,9 +72,13 @@ class LocalStore:
         """The real path of ``key`` (symlinks resolved), refused when it lies outside the root."""
         parts = check_key(key, allow_root=allow_root)
         real = real_path(os.path.join(self._root_text, *parts))
-        if real != self._root_text and not real.startswith(self._root_inside):
+        if not self._inside(real):
             raise Forbidden(f"refused key {key!r}: it leads outside the source folder")
         return real
+
+    def _inside(self, real: str) -> bool:
+        """Whether a real path (symlinks resolved) is the root or lies below it."""
+        return real == self._root_text or real.startswith(self._root_inside)
 
     def _entry(self, key: str, st: os.stat_result) -> Entry:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
@@ -123,10 +127,10 @@ class LocalStore:
         path = os.path.join(folder, name)
         try:
             if link:
-                target = Path(path).resolve()
-                if not target.is_relative_to(self.root):
+                target = real_path(path)
+                if not self._inside(target):
                     return None  # never show what a link outside the root points at
-                st = target.stat()
+                st = os.stat(target)
             else:
                 st = os.stat(path, follow_symlinks=False)
         except OSError:
