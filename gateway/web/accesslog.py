@@ -136,6 +136,10 @@ class _CountedFile:
     def tell(self) -> int:
         return self._file.tell()
 
+    def fileno(self) -> int:
+        """The file's descriptor, for a server that sends it with ``sendfile``."""
+        return self._file.fileno()
+
     def seekable(self) -> bool:
         return True
 

@@ -37,12 +37,11 @@ from gateway.web.malloc import limit_malloc_arenas
 # wsgi.file_wrapper in pieces as large as the socket's send buffer, copies each into the socket,
 # and reads again the part a full socket did not take. Measured with bench/web.py (50 MB, the
 # server's CPU seconds per GB sent, next to nginx's 0.13): 0.76-0.98 before, 0.37-0.44 with
-# sendfile. Three small pieces add it while waitress keeps its own buffering, ordering and
+# sendfile. A few small pieces add it while waitress keeps its own buffering, ordering and
 # accounting (SendfileChannel.send is the only method of waitress's that is replaced):
 # - SendfileBuffer, the server's wsgi.file_wrapper (_OfferSendfile installs it), offers a
-#   FileSlice instead of bytes once it knows the file's descriptor;
-# - _GiveDescriptor, inside the access log (which wraps each file to count what is read), gives
-#   the buffer the descriptor of the file the resource streams (a FileRange);
+#   FileSlice instead of bytes when the file it wraps has a descriptor (a FileRange, through
+#   the access log's counting wrapper);
 # - SendfileChannel.send turns a FileSlice into one sendfile call.
 # A file system that cannot sendfile falls back to waitress's reads, for that download.
 #
@@ -88,6 +87,8 @@ class SendfileBuffer(ReadOnlyFileBasedBuffer):  # type: ignore[misc]
         super().__init__(file, block_size)
         self.fd: int | None = None
         self._offset = 0
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self.fd = file.fileno()  # none (not a real file): waitress reads it
 
     def prepare(self, size: int | None = None) -> int:
         remain = int(super().prepare(size))
@@ -165,29 +166,6 @@ class _OfferSendfile:
         return self._app(environ, start_response)
 
 
-class _GiveDescriptor:
-    """The innermost middleware: gives a SendfileBuffer the descriptor of the file it wraps
-    (the access log between them wraps the file in an object of its own, without one)."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self._app = app
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None:
-
-            def with_descriptor(file: BinaryIO, block_size: int = 8192) -> Any:
-                buffer = wrapper(file, block_size)
-                if isinstance(buffer, SendfileBuffer):
-                    # not a real file (no descriptor): waitress reads it
-                    with contextlib.suppress(AttributeError, OSError, ValueError):
-                        buffer.fd = file.fileno()
-                return buffer
-
-            environ["wsgi.file_wrapper"] = with_descriptor
-        return self._app(environ, start_response)
-
-
 def web_config(settings: ServerSettings) -> WebConfig:
     configured = settings.configured
     return WebConfig(
@@ -245,7 +223,7 @@ def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) ->
         observers.append(audit)
     try:
         server = waitress.create_server(
-            _OfferSendfile(AccessLog(_GiveDescriptor(create_app(config)), observers)),
+            _OfferSendfile(AccessLog(create_app(config), observers)),
             host=settings.host,
             port=settings.port,
             threads=settings.threads,
