@@ -68,9 +68,10 @@ class StoredFile:
         return self.store.open(self.entry.key, start, end)
 
     def open_local(self) -> BinaryIO | None:
-        """The file opened for reading, when the store's files are real local files."""
+        """The file opened for reading, when the store's files are real local files: the very
+        file checked, where it really lies (``Entry.real_key``), never a link swapped in since."""
         if isinstance(self.store, LocalFile):
-            return self.store.open_local(self.entry.key)
+            return self.store.open_local(self.entry.real_key or self.entry.key)
         return None
 
     def presigned_url(self, seconds: int) -> str | None:

@@ -9,7 +9,9 @@ first placeholder) searched through a layout (the path's placeholders, or ``--la
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +28,10 @@ from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
 from gateway.source import Found, Source, StoredFile
 from gateway.sourceurl import SourceURL, options_for, redact_url, split_scheme
-from gateway.storage import Store, join_key
+from gateway.storage import Entry, Store, check_key, join_key
 from gateway.via import DEFAULT_PEER_TIMEOUT, SCHEMES
+
+log = logging.getLogger("gateway")
 
 MAX_FILES_PER_CALL = 100
 """A call has a few files (legs, transfers); an id matching more is not a call id."""
@@ -71,10 +75,12 @@ class StoreSource:
     def search(
         self, query: Query, days: Sequence[date], *, via: Sequence[str] = (), deadline: float = 0
     ) -> Found:
-        """Every audio file of the call in this source, sorted by key."""
+        """Every audio file of the call in this source, sorted by key. A file its link could
+        not serve (``refusal``) is left out, with one line in the log."""
         scans = self.layout.scans(query, days)
         self.check()
         matches = CallMatcher(query.callid)
+        allowed = None if query.tenant is None else tenant_keys(self.layout, query.tenant)
         found: dict[str, Recording] = {}
         for scan in scans:
             for folder in self.expand(scan.prefix):
@@ -83,13 +89,18 @@ class StoreSource:
                     for entry in listing:
                         if entry.is_dir or not matches(entry.name):
                             continue
-                        if scan.keys is None or scan.keys.fullmatch(entry.key):
-                            found[entry.key] = Recording.from_entry(self.id, entry)
-                            if len(found) > MAX_FILES_PER_CALL:
-                                raise UsageError(
-                                    f"more than {MAX_FILES_PER_CALL} files match the call id "
-                                    f"{query.callid!r}: it does not name one call"
-                                )
+                        if scan.keys is not None and not scan.keys.fullmatch(entry.key):
+                            continue
+                        refused = refusal(entry, allowed)
+                        if refused is not None:  # one line per search that meets it
+                            log.warning("%s: not listed: %s", self.label, refused)
+                            continue
+                        found[entry.key] = Recording.from_entry(self.id, entry)
+                        if len(found) > MAX_FILES_PER_CALL:
+                            raise UsageError(
+                                f"more than {MAX_FILES_PER_CALL} files match the call id "
+                                f"{query.callid!r}: it does not name one call"
+                            )
                 except NotFound:
                     continue  # a day folder that does not exist holds no recordings
         everywhere = not found and (not days or not self._narrows(query, scans))
@@ -110,18 +121,25 @@ class StoreSource:
         head, _, tail = prefix.partition(f"{WILDCARD}")
         base = head.rstrip("/")
         try:
-            folders = [e.name for e in self.store.list(base) if e.is_dir]
+            folders = [e.name for e in self.store.list(base) if e.is_dir and servable(e.key)]
         except NotFound:
             return
         for name in sorted(folders):
             yield from self.expand(join_key(base, name) + tail)
 
     def file(self, key: str, *, tenant: str | None) -> StoredFile:
+        """The file at ``key``, if ``tenant`` may open it where it really lies (after links);
+        ``StoredFile.open_local`` opens that very place, so a link swapped in later fails."""
+        allowed = None
         if tenant is not None:
             allowed = tenant_keys(self.layout, tenant)
             if allowed is None or not allowed.fullmatch(key):
                 raise Forbidden("this link is not valid for this tenant")
-        return StoredFile(self.id, self.store.stat(key), self.store)
+        entry = self.store.stat(key)
+        refused = refusal(entry, allowed)
+        if refused is not None:
+            raise Forbidden(f"refused: {refused}")
+        return StoredFile(self.id, entry, self.store)
 
     def duration(self, recording: Recording) -> float | None:
         """From the file's header, read once per version of the file (key, size, time): every
@@ -164,6 +182,29 @@ class StoreSource:
 
     def close(self) -> None:
         self.store.close()
+
+
+def servable(key: str) -> bool:
+    """Whether a listed key can be served: it keeps the key rules (``check_key``), so a link
+    can carry it and a store accept it again (no backslash, control character, or name that
+    is not UTF-8)."""
+    try:
+        check_key(key)
+    except Forbidden:
+        return False
+    return True
+
+
+def refusal(entry: Entry, allowed: re.Pattern[str] | None) -> str | None:
+    """Why a listed or linked file is not served, in words for the server's log; ``None``
+    when it is. The one rule for every store: a name links cannot carry, or (``allowed``: the
+    keys of the tenant asking) a file that really lies outside the tenant's folders."""
+    for key in (entry.key, entry.real_key):
+        if key is not None and not servable(key):
+            return f"{key!r} holds a backslash, a control character or bytes that are not UTF-8"
+    if allowed is not None and entry.real_key is not None and not allowed.fullmatch(entry.real_key):
+        return f"{entry.key!r} leads to {entry.real_key!r}, outside the tenant's folders"
+    return None
 
 
 def split_pattern(location: str) -> tuple[str, str]:

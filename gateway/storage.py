@@ -2,7 +2,8 @@
 
 A store is rooted at a location (a folder, a share path, a bucket prefix) and addresses its
 files by *keys*: ``/``-separated paths relative to that root, never starting with ``/``, never
-containing ``.`` or ``..`` segments, backslashes or NUL (``""`` is the root itself). A store:
+containing ``.`` or ``..`` segments, backslashes, control characters or text that is not UTF-8
+(``check_key``; ``""`` is the root itself). A store:
 
 - MUST never read outside its root, whatever key it is given (refuse with ``Forbidden``);
 - MUST be safe to call from several threads at once (the web server serves on worker threads);
@@ -67,6 +68,11 @@ class Entry:
     etag: str | None = None
     """An entity tag the back-end already has (S3's ETag, quotes included), passed through to
     HTTP clients; ``None`` lets the gateway derive one from key, size and time."""
+    real_key: str | None = None
+    """Where the file really lies, as a key, when that is not ``key``: it was reached through a
+    symbolic link (of the file or of a folder on the way) inside the root. ``None`` when
+    ``key`` is where it lies, or the store has no links. A store whose root can hold links it
+    follows MUST set it (in ``list`` and ``stat``): what a tenant may open is decided on it."""
 
     @property
     def name(self) -> str:
@@ -122,26 +128,31 @@ class LocalFile(Protocol):
     """Optional capability: the store's files are real files on this machine."""
 
     def open_local(self, key: str) -> BinaryIO:
-        """Open the file at ``key`` (checked to lie inside the root) for reading, as ``open``
-        would, raising the same errors; the caller closes it."""
+        """Open the file that really lies at ``key`` for reading, raising the errors ``open``
+        would; the caller closes it. The checks apply to what was opened, not to a path
+        looked at before: a regular file (never block on a FIFO or a device), whose real
+        location is ``key`` itself: a file reached through a symbolic link is ``Forbidden``
+        (callers pass ``Entry.real_key``, so a link swapped in after their checks is refused).
+        """
         ...
 
 
-_BAD_CHARS = ("\\", "\x00")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_CHARS = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff]")
+"""Backslashes, control characters (NUL included) and lone surrogates: a name that is not
+UTF-8, as Python's ``os`` functions hand it (``surrogateescape``)."""
 
 
 def check_key(key: str, *, allow_root: bool = False) -> list[str]:
     """Validate a key against the rules every store shares; return its segments.
 
-    Raise ``Forbidden`` for absolute keys, ``.``/``..`` or empty segments, backslashes, NUL and
-    other control characters. Stores add their own rules (SMB streams, symlinks) on top.
+    Raise ``Forbidden`` for absolute keys, ``.``/``..`` or empty segments, backslashes, control
+    characters (NUL included) and lone surrogates (a name that is not UTF-8 text). Stores add
+    their own rules (SMB streams, symlinks) on top. A listed file whose key breaks these rules
+    is never shown (``gateway.sources``): its link could not open it.
     """
     if key == "" and allow_root:
         return []
-    if not key or key.startswith("/") or any(c in key for c in _BAD_CHARS):
-        raise Forbidden(f"refused key {key!r}")
-    if _CONTROL.search(key):
+    if not key or key.startswith("/") or _BAD_CHARS.search(key):
         raise Forbidden(f"refused key {key!r}")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):

@@ -37,7 +37,8 @@ def make_etag(source: str, entry: Entry) -> str:
     if entry.etag:
         return entry.etag
     ident = f"{source}\0{entry.key}\0{entry.size}\0{entry.mtime.timestamp():.6f}"
-    return '"' + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32] + '"'
+    # surrogatepass: a source folder named in bytes that are not UTF-8 still gets a tag
+    return '"' + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
 
 
 def _seconds(moment: datetime) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,76 @@ def test_closing_a_stream_closes_its_file(store: LocalStore) -> None:
     part.close()
     assert list(part) == []  # a closed stream is an exhausted one
     assert _open_fds() - before == set()
+
+
+def test_entries_reached_through_links_name_where_they_really_lie(
+    tree: Path, store: LocalStore
+) -> None:
+    os.symlink(tree / "2026/03/09/a.wav", tree / "alias.wav")
+    os.symlink(tree / "2026/03/09", tree / "2026/03/10")
+    assert store.stat("2026/03/09/a.wav").real_key is None
+    assert store.stat("alias.wav").real_key == "2026/03/09/a.wav"
+    assert store.stat("2026/03/10/a.wav").real_key == "2026/03/09/a.wav"
+    listed = {e.key: e.real_key for e in store.list("", recursive=True)}
+    assert listed["alias.wav"] == "2026/03/09/a.wav"
+    assert listed["2026/03/09/a.wav"] is None
+    through_folder = {e.key: e.real_key for e in store.list("2026/03/10")}
+    assert through_folder == {
+        "2026/03/10/a.wav": "2026/03/09/a.wav",
+        "2026/03/10/b.mp3": ("2026/03/09/b.mp3"),
+    }
+
+
+def test_open_local_opens_only_what_really_lies_at_the_key(tree: Path, store: LocalStore) -> None:
+    os.symlink(tree / "2026/03/09/a.wav", tree / "alias.wav")
+    with pytest.raises(Forbidden):
+        store.open_local("alias.wav")  # callers pass the real key (Entry.real_key)
+    with store.open_local("2026/03/09/a.wav") as handle:
+        assert handle.read(10) == DATA[:10]
+    assert b"".join(store.open("alias.wav", 0, 10)) == DATA[:10]  # open still follows it
+
+
+def _answers_quickly(action: Callable[[], object]) -> BaseException | None:
+    """Run ``action`` on a thread and return what it raised; fail if it blocks (as opening a
+    FIFO for reading does until a writer comes)."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "blocked"
+    return raised[0] if raised else None
+
+
+def test_fifos_and_devices_are_never_opened_to_block(tree: Path, store: LocalStore) -> None:
+    os.mkfifo(tree / "2026/03/09/fifo.wav")
+    os.symlink(tree / "2026/03/09/fifo.wav", tree / "to-fifo.wav")
+    os.symlink("/dev/zero", tree / "zero.wav")
+    for key in ("2026/03/09/fifo.wav", "to-fifo.wav"):
+        for method in (store.open, store.open_local, store.stat):
+            assert isinstance(_answers_quickly(functools.partial(method, key)), NotFound)
+    assert isinstance(_answers_quickly(functools.partial(store.open, "zero.wav")), Forbidden)
+    assert {e.key for e in store.list("", recursive=True)} == {
+        "2026/03/09/a.wav",
+        "2026/03/09/b.mp3",
+        "notes.txt",
+    }
+
+
+def test_symlink_loops_are_not_found(tree: Path, store: LocalStore) -> None:
+    os.symlink("loop.wav", tree / "loop.wav")
+    os.symlink("08", tree / "2026/03/08")
+    for key in ("loop.wav", "2026/03/08/a.wav"):
+        with pytest.raises(NotFound):
+            store.stat(key)
+        with pytest.raises(NotFound):
+            store.open(key)
+    with pytest.raises(NotFound):
+        list(store.list("2026/03/08"))
+    assert "loop.wav" not in {e.key for e in store.list("")}

@@ -155,7 +155,7 @@ BROKEN_STORES = {
         handles = {}
 
         def open(self, key, start=0, end=None):
-            path = self.local_path(key)
+            path = self._path(key)
             handle = self.handles.setdefault(path, path.open("rb"))  # one for every reader
 
             class Shared(FileChunks):

@@ -5,7 +5,13 @@ Folder listings are kept between searches while the folder provably has not chan
 
 Registered through the ``gateway.plugins`` entry point like any third-party store. Keys never
 leave the root: besides the shared key rules, any path whose resolved form (after symlinks)
-lies outside the root is refused, and listings skip symlinks that point outside it.
+lies outside the root is refused, and listings skip symlinks that point outside it. Entries
+reached through a symlink inside the root name where they really lie (``Entry.real_key``), so
+a tenant's folder cannot lend it another tenant's file (``gateway.sources``).
+
+Files are opened without blocking (``O_NONBLOCK``): a FIFO or device put at a key between a
+check and the open is refused, not waited on, and what is checked is the opened descriptor
+itself (regular file, real path inside the root), never the path looked at before.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.errors import ConfigError, Forbidden, NotFound, Unavailable
+from gateway.errors import ConfigError, Forbidden, GatewayError, NotFound, Unavailable
 from gateway.hookspecs import StoreType, hookimpl
 from gateway.sourceurl import SourceURL
 from gateway.storage import (
@@ -31,6 +37,12 @@ from gateway.storage import (
     name_hint,
 )
 from gateway_local.listing import Listing, ListingCache, read_listing
+
+_NOTHING_THERE = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO}
+)
+"""Errors meaning no file is there to serve: missing, a symlink loop, a name too long for the
+file system, a socket (ENXIO)."""
 
 
 class LocalStore:
@@ -80,9 +92,20 @@ class LocalStore:
         """Whether a real path (symlinks resolved) is the root or lies below it."""
         return real == self._root_text or real.startswith(self._root_inside)
 
-    def _entry(self, key: str, st: os.stat_result) -> Entry:
+    def _entry(self, key: str, st: os.stat_result, real: str) -> Entry:
+        """The entry of ``key``, whose real path (inside the root) is ``real``."""
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
-        return Entry(key, st.st_size, mtime, stat.S_ISDIR(st.st_mode))
+        here = os.path.join(self._root_text, key) if key else self._root_text
+        real_key = None if real == here else real[len(self._root_inside) :]
+        return Entry(key, st.st_size, mtime, stat.S_ISDIR(st.st_mode), real_key=real_key)
+
+    def _error(self, what: str, exc: OSError) -> GatewayError:
+        """The gateway's error for an ``OSError`` met reading ``what`` (a key or folder)."""
+        if exc.errno in _NOTHING_THERE:
+            return NotFound(f"no {what}")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return Forbidden(f"cannot read {what}")
+        return Unavailable(f"{self.description}: {exc.strerror}")
 
     def list(
         self, prefix: str, *, recursive: bool = False, match: NameFilter | None = None
@@ -92,16 +115,11 @@ class LocalStore:
             path, key_prefix = pending.pop()
             try:
                 listing = self._listing(path)
-            except (FileNotFoundError, NotADirectoryError):
-                if key_prefix == prefix:
-                    raise NotFound(f"no folder {prefix!r}") from None
-                continue
-            except PermissionError:
-                if key_prefix == prefix:
-                    raise Forbidden(f"cannot read the folder {prefix!r}") from None
-                continue
             except OSError as exc:
-                raise Unavailable(f"{self.description}: {exc.strerror}") from None
+                error = self._error(f"folder {key_prefix!r}", exc)
+                if key_prefix == prefix or isinstance(error, Unavailable):
+                    raise error from None
+                continue  # vanished or unreadable below the folder asked for
             for name in listing.folders:
                 if recursive:
                     pending.append((os.path.join(path, name), join_key(key_prefix, name)))
@@ -115,65 +133,74 @@ class LocalStore:
                     continue
                 link = name in listing.links
                 entry = self._listed(path, name, join_key(key_prefix, name), link=link)
-                if entry is not None:
+                if entry is not None and not (recursive and entry.is_dir):
                     yield entry
 
     def _listing(self, path: str) -> Listing:
         return self._cache.listing(path) if self._cache is not None else read_listing(path)
 
     def _listed(self, folder: str, name: str, key: str, *, link: bool) -> Entry | None:
-        """The entry of a listed name, read now; ``None`` for what is not served (gone,
-        unreadable, not a regular file or folder, a link out of the root)."""
+        """The entry of a listed name in the real folder ``folder``, read now; ``None`` for
+        what is not served (gone, unreadable, a symlink loop, not a regular file or folder, a
+        link out of the root)."""
         path = os.path.join(folder, name)
         try:
             if link:
-                target = real_path(path)
-                if not self._inside(target):
+                path = real_path(path)
+                if not self._inside(path):
                     return None  # never show what a link outside the root points at
-                st = os.stat(target)
+                st = os.stat(path)
             else:
                 st = os.stat(path, follow_symlinks=False)
         except OSError:
             return None  # vanished or unreadable since the folder was read
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None
-        return self._entry(key, st)
+        return self._entry(key, st, path)
 
     def stat(self, key: str) -> Entry:
-        path = self._path(key)
+        real = str(self._path(key))
         try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"no file {key!r}") from None
-        except PermissionError:
-            raise Forbidden(f"cannot read {key!r}") from None
-        except OSError as exc:  # a name too long for the file system holds no file either
-            if exc.errno == errno.ENAMETOOLONG:
-                raise NotFound(f"no file {key!r}") from None
-            raise Unavailable(f"{self.description}: {exc.strerror}") from None
+            st = os.stat(real)
+        except OSError as exc:
+            raise self._error(f"file {key!r}", exc) from None
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"no file {key!r}")
-        return self._entry(key, st)
-
-    def local_path(self, key: str) -> Path:
-        self.stat(key)
-        return self._path(key)
+        return self._entry(key, st, real)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> ByteStream:
         """The bytes ``start`` to ``end`` of the file, from an open handle that closing the
-        stream (or reading it to the end) closes."""
-        return FileChunks(self.open_local(key), start, end)
+        stream (or reading it to the end) closes. Symlinks inside the root are followed."""
+        return FileChunks(self._open(key, exact=False), start, end)
 
     def open_local(self, key: str) -> BinaryIO:
-        path = self.local_path(key)
+        """The file that really lies at ``key`` (see ``LocalFile``): one reached through a
+        symlink is refused, so a link swapped in after a check cannot redirect the open."""
+        return self._open(key, exact=True)
+
+    def _open(self, key: str, *, exact: bool) -> BinaryIO:
+        """Open ``key`` without ever blocking, and check the descriptor opened: a regular file
+        whose real path lies inside the root (and is ``key``'s own when ``exact``)."""
+        self._path(key)  # never even open what lies outside the root (a device's side effects)
+        path = os.path.join(self._root_text, key)
         try:
-            return path.open("rb")
-        except FileNotFoundError:
-            raise NotFound(f"no file {key!r}") from None
-        except PermissionError:
-            raise Forbidden(f"cannot read {key!r}") from None
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as exc:
-            raise Unavailable(f"{self.description}: {exc.strerror}") from None
+            raise self._error(f"file {key!r}", exc) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotFound(f"no file {key!r}: not a regular file")
+            real = opened_path(fd, path)
+            if real is None:
+                raise NotFound(f"no file {key!r}: it was replaced while being opened")
+            if not self._inside(real):
+                raise Forbidden(f"refused key {key!r}: it leads outside the source folder")
+            if exact and real != path:
+                raise Forbidden(f"refused key {key!r}: it is reached through a link (to {real!r})")
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self) -> None:
         pass
@@ -188,12 +215,30 @@ def real_path(path: str) -> str:
     except (OSError, AttributeError):  # missing (realpath still answers), or not Linux
         return os.path.realpath(path)
     try:
-        real = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return os.path.realpath(path)
+        return opened_path(fd, path) or os.path.realpath(path)
     finally:
         os.close(fd)
-    return real if real.startswith("/") else os.path.realpath(path)
+
+
+_GONE = " (deleted)"
+
+
+def opened_path(fd: int, path: str) -> str | None:
+    """The real path of the file open as ``fd`` (opened from ``path``): from /proc, or where
+    /proc cannot tell, ``path``'s real path if that is still the very file opened. ``None``
+    when the file was removed or replaced since it was opened (no path names it any more)."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if real.startswith("/") and not real.endswith(_GONE):
+            return real
+    except OSError:
+        pass
+    real = os.path.realpath(path)
+    try:
+        same = os.path.samestat(os.fstat(fd), os.stat(real))
+    except OSError:
+        same = False
+    return real if same else None
 
 
 class FileChunks:
