@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, UsageError
 from gateway.plugins import Plugins, load_plugins
-from gateway.query import parse_timezone
+from gateway.query import DEFAULT_CALLID_PATTERN, callid_shape, parse_timezone
 from gateway.search import Searcher, SearchSettings
 from gateway.secret_files import read_secret_file
 from gateway.source import Source
@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
 METRICS_TOKEN_ENV = "GATEWAY_METRICS_TOKEN"  # noqa: S105 (a variable's name)
 DEFAULT_LINK_TTL = 300
+DEFAULT_AUTH_FAILURES = 10
+"""Failed authentications a client address may make in a minute before it is throttled."""
+SHORT_TOKEN = 16
+"""Tokens and secrets shorter than this get a warning at start (they still work: QueueMetrics'
+own examples use 10 characters); failed guesses are throttled (``gateway.web.throttle``)."""
 _BIND = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
 
@@ -77,7 +82,8 @@ def store_options(items: Sequence[str], smb_password_file: str | None = None) ->
 def configure(params: Mapping[str, Any]) -> Configured:
     """Build plugins, sources and settings from the values of the source options (``path``,
     ``backend``, ``layout``, ``timezone``, ``lookback``, ``search_all``, ``peer_timeout``,
-    ``site_name``, ``store_options``, ``smb_password_file``, ``proxy_peers``)."""
+    ``site_name``, ``callid_pattern``, ``store_options``, ``smb_password_file``,
+    ``proxy_peers``)."""
     options = store_options(params.get("store_options") or (), params.get("smb_password_file"))
     peer_timeout = params.get("peer_timeout", DEFAULT_PEER_TIMEOUT)
     site = params.get("site_name")
@@ -88,6 +94,7 @@ def configure(params: Mapping[str, Any]) -> Configured:
         peer_timeout=peer_timeout,
         site=check_site_name(site) if site else None,
         proxy_peers=bool(params.get("proxy_peers")),
+        callid_shape=callid_shape(params.get("callid_pattern") or DEFAULT_CALLID_PATTERN),
     )
     plugins = load_plugins()
     sources = open_sources(
@@ -176,6 +183,8 @@ class ServerSettings:
     metrics_token: str | None
     redirect_to_store: bool
     layout: str | None
+    auth_failures: int = DEFAULT_AUTH_FAILURES
+    """Failed authentications a client address may make in a minute (then 429)."""
 
     def close(self) -> None:
         self.configured.close()
@@ -206,6 +215,7 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
     key_file = params.get("link_key_file")
     signer = LinkSigner.from_file(Path(key_file)) if key_file else LinkSigner.random()
     metrics = metrics_token(params.get("metrics_token_file"))
+    check_tokens(secret, metrics, tenants)
     configured = configure(params)
     try:
         if tenants is not None:
@@ -232,7 +242,34 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         metrics_token=metrics,
         redirect_to_store=bool(params.get("s3_redirect")),
         layout=params.get("layout"),
+        auth_failures=params.get("auth_failures", DEFAULT_AUTH_FAILURES),
     )
+
+
+def check_tokens(token: str | None, metrics: str | None, tenants: TenantRegistry | None) -> None:
+    """Refuse a metrics token that is also the search token (a scraper could then search);
+    warn about tokens and tenant secrets shorter than ``SHORT_TOKEN`` (naming, never quoting,
+    them)."""
+    if token is not None and metrics is not None and token == metrics:
+        raise ConfigError(
+            "the metrics token is the search token: give the metrics scraper a token of its own"
+        )
+    log = logging.getLogger("gateway")
+    for what, value in (("the search token", token), ("the metrics token", metrics)):
+        if value is not None and len(value) < SHORT_TOKEN:
+            log.warning(
+                "%s is shorter than %d characters: easier to guess (use a long random one, "
+                "e.g. head -c 32 /dev/urandom | base64)",
+                what,
+                SHORT_TOKEN,
+            )
+    short = tenants.short_secrets(SHORT_TOKEN) if tenants is not None else []
+    if short:
+        log.warning(
+            "the secret of tenant(s) %s is shorter than %d characters: easier to guess",
+            ", ".join(short),
+            SHORT_TOKEN,
+        )
 
 
 def check_tenant_sources(sources: Sequence[Source]) -> None:

@@ -86,3 +86,14 @@ class RequestTooLarge(UsageError):
     """The request body is larger than the gateway accepts."""
 
     http_status = 413
+
+
+class TooManyRequests(GatewayError):
+    """The client failed to authenticate too often: it must wait ``retry_after`` seconds."""
+
+    exit_code = 2
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

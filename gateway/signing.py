@@ -4,12 +4,15 @@ A link names one file: the source's id, the key in that source, the name to save
 with ``--tenants``, the tenant it was issued to. Those are encrypted (AES-GCM, ``cryptography``)
 so that a link, wherever it is seen (a browser's history, a proxy's log, QueueMetrics' pages),
 shows neither the storage path nor the caller numbers that recording file names hold. The
-ciphertext and the expiry are signed with itsdangerous, so nothing in a link can be changed
-without breaking its signature, and a forged link is told apart from an expired one.
+ciphertext and the expiry are signed with itsdangerous (HMAC-SHA-256), so nothing in a link can
+be changed without breaking its signature, and a forged link is told apart from an expired one.
 
 The secret is random for each run (a restart revokes every earlier link) unless a key file is
 given, for several instances behind one load balancer: one key per line, at least
-``MIN_KEY_LENGTH`` characters, blank lines and ``#`` comments ignored. The file's first key
+``MIN_KEY_LENGTH`` characters of which at least ``MIN_KEY_DISTINCT`` different ones (a key of
+one repeated character, or a short pattern repeated, is refused), blank lines and ``#``
+comments ignored. The file is read by ``secret_files.read_private_text``: a regular file that
+only its owner may write. The file's first key
 signs and encrypts, every key verifies and decrypts, so a key can be rotated in by putting it
 first and the old one second. The encryption key of each link key is derived with HKDF.
 """
@@ -17,6 +20,7 @@ first and the old one second. The encryption key of each link key is derived wit
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -33,8 +37,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadSignature, Signer
 
 from gateway.errors import ConfigError, LinkExpired, LinkInvalid
+from gateway.secret_files import read_private_text
 
 MIN_KEY_LENGTH = 32
+MIN_KEY_DISTINCT = 8
+"""Different characters a key of the key file must hold (a random key of 32 hex digits has
+about 14; ``k`` repeated 40 times has 1)."""
 LEEWAY_SECONDS = 5
 """A link is still accepted this long after its expiry, for clocks of load-balanced instances
 that disagree a little."""
@@ -89,7 +97,7 @@ class LinkSigner:
         if not keys:
             raise ConfigError("no link key given")
         # itsdangerous wants keys oldest to newest and signs with the last one.
-        self._signer = Signer(list(reversed(keys)), salt=_SALT)
+        self._signer = Signer(list(reversed(keys)), salt=_SALT, digest_method=hashlib.sha256)
         self._ciphers = [_cipher(key) for key in keys]  # the first one encrypts
         self._leeway = leeway
         self._clock = clock
@@ -164,12 +172,10 @@ class LinkSigner:
 
 
 def read_key_file(path: Path) -> list[str]:
-    """The keys of a key file, first (signing) key first. Errors never quote a key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"cannot read the link key file {path}: {reason}") from None
+    """The keys of a key file, first (signing) key first. ``ConfigError`` for a file that
+    cannot be read safely (see ``read_private_text``), holds no key, or a key that is too short
+    or trivially weak; errors never quote a key."""
+    text = read_private_text(path, "link key file")
     keys: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         key = line.strip()
@@ -178,6 +184,11 @@ def read_key_file(path: Path) -> list[str]:
         if len(key) < MIN_KEY_LENGTH:
             raise ConfigError(
                 f"{path}, line {number}: a link key must be at least {MIN_KEY_LENGTH} characters"
+            )
+        if len(set(key)) < MIN_KEY_DISTINCT:
+            raise ConfigError(
+                f"{path}, line {number}: a link key must hold at least {MIN_KEY_DISTINCT} "
+                "different characters (make one with: head -c 48 /dev/urandom | base64)"
             )
         keys.append(key)
     if not keys:

@@ -14,11 +14,17 @@ A search authenticates with its tenant's name and secret; ``%TE`` is then that n
 else the request says. The shared ``--token``, when also given, is an admin token that may
 search any tenant (or, with a layout that allows it, all of them). ``TenantRegistry.reload``
 swaps the whole table at once, so a request sees either the old tenants or the new ones.
+
+The file is read by ``secret_files.read_private_text`` (a regular file only, never waited on,
+bounded in size, writable by its owner only). Reloads never wait for each other: each reads the
+file on its own, and the table is only swapped if no later reload was applied first, so a
+reload that hangs or finishes late never blocks or undoes a newer one.
 """
 
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import logging
 import signal
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from gateway.errors import ConfigError, Unauthorized, UsageError
 from gateway.query import Query, check_segment
+from gateway.secret_files import read_private_text
 
 log = logging.getLogger("gateway.tenants")
 
@@ -100,14 +107,11 @@ def parse_tenants(text: str, origin: str) -> dict[str, Tenant]:
 
 
 def read_tenants(path: Path) -> dict[str, Tenant]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no tenants file {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"cannot read the tenants file {path}: {reason}") from None
-    return parse_tenants(text, str(path))
+    """The tenants of the file at ``path``; ``ConfigError`` when it cannot be read safely
+    (``read_private_text``) or holds a bad entry (``parse_tenants``)."""
+    if not path.exists():
+        raise ConfigError(f"no tenants file {path}")
+    return parse_tenants(read_private_text(path, "tenants file"), str(path))
 
 
 class TenantRegistry:
@@ -116,7 +120,9 @@ class TenantRegistry:
     def __init__(self, tenants: Mapping[str, Tenant], path: Path | None = None) -> None:
         self._tenants: Mapping[str, Tenant] = dict(tenants)
         self.path = path
-        self._reload_lock = threading.Lock()
+        self._reloads = itertools.count(1)  # numbers reloads in the order they start
+        self._applied = 0  # the number of the reload whose tenants are in use
+        self._swap_lock = threading.Lock()  # held to compare and swap, never while reading
         self.forbidden_secret: str | None = None
         """A secret no tenant may have (the admin token); checked at every load."""
 
@@ -130,6 +136,10 @@ class TenantRegistry:
 
     def __len__(self) -> int:
         return len(self._tenants)
+
+    def short_secrets(self, length: int) -> list[str]:
+        """The names of the tenants whose secret is shorter than ``length``."""
+        return sorted(t.name for t in self._tenants.values() if len(t.secret) < length)
 
     def check_secret_not(self, token: str | None) -> None:
         """Refuse tenants one of whose secrets is the admin token (it would make them admin)."""
@@ -149,20 +159,31 @@ class TenantRegistry:
         return tenant
 
     def reload(self) -> bool:
-        """Re-read the file; on any error keep the current tenants and log why. True if done."""
+        """Re-read the file; on any error keep the current tenants and log why. True if the
+        new tenants are in use.
+
+        Safe to call from several threads at once: the file is read without any lock held,
+        and a reload's tenants are not applied when a reload started after it was applied
+        first (the newest file read wins; a slow older read never overwrites it).
+        """
         if self.path is None:
             return False
-        with self._reload_lock:
-            try:
-                tenants = read_tenants(self.path)
-                _check_not_token(tenants, self.forbidden_secret, self.path)
-            except ConfigError as exc:
-                log.error(
-                    "error: tenants not reloaded, keeping the %d current ones: %s",
-                    len(self._tenants),
-                    exc,
-                )
+        number = next(self._reloads)
+        try:
+            tenants = read_tenants(self.path)
+            _check_not_token(tenants, self.forbidden_secret, self.path)
+        except ConfigError as exc:
+            log.error(
+                "error: tenants not reloaded, keeping the %d current ones: %s",
+                len(self._tenants),
+                exc,
+            )
+            return False
+        with self._swap_lock:
+            if number < self._applied:
+                log.warning("tenants: a late reload was not applied, a newer one was")
                 return False
+            self._applied = number
             before = set(self._tenants)
             self._tenants = tenants  # one assignment: readers see old or new, never a mix
         added, removed = sorted(set(tenants) - before), sorted(before - set(tenants))

@@ -14,6 +14,7 @@ import click
 
 from gateway.config_file import config_option
 from gateway.configuration import (
+    DEFAULT_AUTH_FAILURES,
     DEFAULT_LINK_TTL,
     METRICS_TOKEN_ENV,
     TOKEN_ENV,
@@ -76,6 +77,12 @@ def source_options(command: F) -> F:
             "--site-name",
             help="This gateway's site name in federated answers and loop detection "
             "(letters, digits, '.', '_', ':', '-'; see docs/federation.md).",
+        ),
+        click.option(
+            "--callid-pattern",
+            metavar="REGEX",
+            help="What a call id must look like, as a whole (default: Asterisk's EPOCH.SEQ, "
+            "maybe after a system name, or a UUID); see docs/sources-and-layouts.md.",
         ),
         click.option(
             "--option",
@@ -167,6 +174,14 @@ def serve_options(command: F) -> F:
             type=click.Path(dir_okay=False),
             help="Link keys, one per line (first signs, all verify), shared by instances "
             "behind one load balancer (default: a random key per run).",
+        ),
+        click.option(
+            "--auth-failures",
+            type=click.IntRange(0, 10_000),
+            default=DEFAULT_AUTH_FAILURES,
+            show_default=True,
+            help="Failed authentications a client address may make in a minute before it is "
+            "answered 429 for a while (0: never throttle).",
         ),
         click.option(
             "--threads",

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.configuration import DEFAULT_LINK_TTL
+from gateway.configuration import DEFAULT_AUTH_FAILURES, DEFAULT_LINK_TTL
 from gateway.links import LinkMaker
 from gateway.search import Searcher, SearchSettings
 from gateway.service import SearchService
@@ -43,6 +43,9 @@ class WebConfig:
     """Bearer token of ``GET /metrics``; ``None``: the route does not exist."""
     searcher: Searcher | None = None
     """The searcher over ``sources`` (built from them when not given)."""
+    auth_failures: int = DEFAULT_AUTH_FAILURES
+    """``--auth-failures``: failed authentications a client address may make in a minute
+    before it is answered 429 (``gateway.web.throttle``); ``0``: never throttled."""
     service: SearchService = field(init=False)
     """The search pipeline every search endpoint uses."""
 

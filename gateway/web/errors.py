@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from gateway.errors import GatewayError, Unauthorized
+from gateway.errors import GatewayError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("gateway.web")
 
@@ -49,6 +49,8 @@ def handle_gateway_error(
     resp.set_header("Cache-Control", "no-store")
     if isinstance(ex, Unauthorized):
         resp.set_header("WWW-Authenticate", 'Bearer realm="gateway"')
+    if isinstance(ex, TooManyRequests):
+        resp.set_header("Retry-After", str(ex.retry_after))
 
 
 def handle_unexpected(

@@ -32,7 +32,9 @@ def parse_fields(query_string: str, body: bytes, content_type: str | None) -> di
     """Merge the query string and the body into one ``name -> value`` mapping.
 
     Raise ``UsageError`` (400) for a body that cannot be read: bad UTF-8, malformed JSON, a
-    JSON body that is not an object, or a field whose value is not a string or number.
+    JSON body that is not an object, a field whose value is not a string or number, or an
+    escaped lone surrogate (``"\\ud800"``). Percent-encoded bytes that are not UTF-8 (form
+    body, query string) become U+FFFD.
     """
     fields = dict(_pairs(query_string))
     if body.strip():
@@ -69,8 +71,19 @@ def _json_fields(text: str) -> dict[str, str]:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise UsageError(f"the field {name!r} must be a string or a number")
+        if not _is_text(name) or not _is_text(str(value)):
+            # json decodes "\ud800" to a lone surrogate, which no UTF-8 text can hold
+            raise UsageError("the JSON body holds an escaped lone surrogate: it is not text")
         out[name] = str(value)
     return out
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def first(fields: Fields, names: Sequence[str]) -> str | None:

@@ -5,7 +5,12 @@
 - ``gateway_bytes_streamed_total``: body bytes of downloads;
 - ``gateway_active_streams``: downloads in progress;
 - ``gateway_search_seconds{source}``: how long each source took to search;
-- ``gateway_store_errors_total{source,error}``: store failures (unreachable, refused...).
+- ``gateway_store_errors_total{source,error}``: store failures (unreachable, refused...);
+- ``gateway_auth_failures_total{route}``: requests refused for a missing or wrong token or
+  secret (401);
+- ``gateway_auth_blocked_total``: times a client address reached the limit of failed
+  authentications and was throttled (``gateway.web.throttle``; its refused requests are
+  ``gateway_requests_total{status="429"}``).
 
 ``GET /metrics`` serves them only with a metrics token configured (``--metrics-token-file`` or
 ``GATEWAY_METRICS_TOKEN``), sent as ``Authorization: Bearer``; without one it answers 404.
@@ -60,6 +65,15 @@ class Metrics:
             "gateway_store_errors", "Store failures by source and kind.", ["source", "error"],
             registry=self.registry,
         )  # fmt: skip
+        self.auth_failures = Counter(
+            "gateway_auth_failures", "Requests refused for a missing or wrong credential.",
+            ["route"], registry=self.registry,
+        )  # fmt: skip
+        self.auth_blocked = Counter(
+            "gateway_auth_blocked",
+            "Times a client address was throttled for failing to authenticate too often.",
+            registry=self.registry,
+        )
 
     def started(self, request: RequestRecord) -> None:
         if route_of(request.path) == "/files":

@@ -15,6 +15,7 @@ from gateway.web.config import MAX_BODY, WebConfig
 from gateway.web.credentials import credential_of
 from gateway.web.federation import via_of
 
+_MAX_AUDITED = 100
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
@@ -25,12 +26,13 @@ class SearchResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         fields = jsonlistener.parse_fields(req.query_string, read_body(req), req.content_type)
+        named = jsonlistener.first(fields, ("tenant",))
+        details = req.env.setdefault(DETAILS, {})
+        details["tenant"] = audited_name(named)  # a refused attempt says whom it targeted
         access = self._service.authorize(
-            credential_of(req.get_header("Authorization"), fields),
-            jsonlistener.first(fields, ("tenant",)),
+            credential_of(req.get_header("Authorization"), fields), named
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
-        details = req.env.setdefault(DETAILS, {})
         details.update(callid=query.callid, tenant=query.tenant)
         answer = self._service.search(
             access,
@@ -43,6 +45,12 @@ class SearchResource:
         resp.set_header("Cache-Control", "no-store")
 
     on_post = on_get
+
+
+def audited_name(name: str | None) -> str | None:
+    """A tenant name as the request gave it, for the audit log (cut to ``_MAX_AUDITED``
+    characters: before authentication it is anyone's text)."""
+    return name if name is None or len(name) <= _MAX_AUDITED else name[:_MAX_AUDITED] + "..."
 
 
 def read_body(req: falcon.Request) -> bytes:

@@ -19,7 +19,7 @@ from tests.web.conftest import Gateway
 
 ADMIN = "admin-token-5b1e0c7d"
 SECRETS = {"tenant1.example": "s3cret-one-9f2a", "tenant2.example": "s3cret-two-4c7e"}
-LINK_KEY = "k" * 40
+LINK_KEY = "tenants-link-key-" + "k" * 30
 PATTERN = "%TE/archive/%YY/%MM/%DD"
 
 
@@ -41,6 +41,7 @@ def write_tenants(path: Path, secrets: dict[str, str]) -> Path:
     data = [{"tenant": t, "secret": s, "note": f"customer {t}"} for t, s in secrets.items()]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
+    tmp.chmod(0o600)
     os.replace(tmp, path)
     return path
 
@@ -103,7 +104,9 @@ def mt(tmp_path_factory: pytest.TempPathFactory, hosted: Hosted) -> Iterator[Gat
     tenants = write_tenants(folder / "tenants.json", SECRETS)
     (folder / "keys").write_text(LINK_KEY + "\n")
     args = tenant_args(hosted, tenants, "--token", ADMIN, "--link-key-file", str(folder / "keys"))
-    gw = Gateway(args, folder / "gateway.log")
+    # these tests try many wrong secrets from one address on purpose: no throttling here
+    # (tests/web/test_throttle.py covers it)
+    gw = Gateway([*args, "--auth-failures", "0"], folder / "gateway.log")
     yield gw
     gw.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -96,3 +97,51 @@ def test_reload_refuses_a_file_that_would_break_isolation(
         assert status(gw, T1, SECRETS[T1]) == 200
         assert status(gw, T2, SECRETS[T2]) == 200
     assert "admin-token-5b1e0c7d" not in gw.log()
+
+
+def test_a_fifo_never_blocks_later_reloads(
+    start: Callable[..., Gateway], tenants_file: Path
+) -> None:
+    """A FIFO put in place of the tenants file is refused at once; the next valid file (which
+    removes a tenant) is applied. It used to hang the reload for ever, under the lock every
+    later reload waited for, so the removed tenant kept its access."""
+    gw = start()
+    assert status(gw, T2, SECRETS[T2]) == 200
+    tenants_file.unlink()
+    os.mkfifo(tenants_file, 0o600)
+    writers: list[int] = []
+
+    def fifo_handled() -> bool:
+        """Refused, or (the bug) a reload is waiting on the FIFO: we hold it open, empty."""
+        if "not a regular file" in gw.log():
+            return True
+        try:
+            writers.append(os.open(tenants_file, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: nobody reads it
+            return False
+        return True
+
+    try:
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(fifo_handled, 15, what="the reload to reach the FIFO")
+        assert status(gw, T2, SECRETS[T2]) == 200  # the last good tenants are kept
+        tenants_file.unlink()
+        write_tenants(tenants_file, {T1: SECRETS[T1]})
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: status(gw, T2, SECRETS[T2]) == 401, 15, what="tenant2 removed")
+        assert status(gw, T1, SECRETS[T1]) == 200
+        assert "cannot read the tenants file" in gw.log()
+    finally:
+        for fd in writers:
+            os.close(fd)
+
+
+def test_a_tenants_file_others_may_write_is_not_loaded(
+    start: Callable[..., Gateway], tenants_file: Path
+) -> None:
+    gw = start()
+    write_tenants(tenants_file, {T1: SECRETS[T1]})
+    tenants_file.chmod(0o666)
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "may be written by others" in gw.log(), 15, what="the refusal")
+    assert status(gw, T2, SECRETS[T2]) == 200

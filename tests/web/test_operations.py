@@ -30,9 +30,11 @@ def test_audit_log_has_every_search_and_download_and_no_secret(
     call = archive.call_with(1)
     [link] = gw.links(call)
     assert requests.get(link["url"], headers={"Range": "bytes=0-99"}, timeout=10).status_code == 206
-    requests.post(f"{gw.url}/search/", data={"token": "wrong", "callid": "1.1"}, timeout=10)
+    assert requests.head(link["url"], timeout=10).status_code == 200  # probing leaves a trace
+    fields = {"token": "wrong", "callid": "1.1", "tenant": "acme.example"}
+    requests.post(f"{gw.url}/search/", data=fields, timeout=10)
     gw.stop()
-    search, download, refused = audit_lines(audit)
+    search, download, head, refused = audit_lines(audit)
     assert search["event"] == "search"
     assert search["callid"] == call.callid
     assert search["results"] == 1
@@ -43,7 +45,14 @@ def test_audit_log_has_every_search_and_download_and_no_secret(
     assert download["range"] == "bytes=0-99"
     assert download["bytes"] == 100
     assert download["status"] == 206
+    assert download["method"] == "GET"
+    assert head["event"] == "download"
+    assert head["method"] == "HEAD"
+    assert head["file"] == call.files[0]
+    assert head["status"] == 200
+    assert head["bytes"] == 0
     assert refused["status"] == 401
+    assert refused["tenant"] == "acme.example"  # whom the guess was aimed at
     text = audit.read_text()
     signed = link["url"].split("/files/", 1)[1].split("/", 1)[0]
     assert TOKEN not in text
@@ -74,6 +83,53 @@ def test_metrics_need_their_token_and_count_requests(
     assert f"gateway_bytes_streamed_total {float(total)}" in text
     assert "gateway_active_streams 0.0" in text
     assert 'gateway_search_seconds_count{source="file:' in text
+
+
+def test_the_metrics_token_must_not_be_the_search_token(archive: Archive, tmp_path: Path) -> None:
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    done = check("--path", str(archive.root), "--token", TOKEN,
+                 "--metrics-token-file", str(token_file))  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert b"the metrics token is the search token" in done.stderr
+    assert TOKEN.encode() not in done.stdout + done.stderr
+
+
+def test_a_short_token_works_with_a_warning(start_gateway: Any, archive: Archive) -> None:
+    gw = start_gateway(token="Sup3rZ3brA")  # QueueMetrics' own example token: 10 characters
+    call = archive.call_with(1)
+    assert gw.search(callid=call.callid, timestamp=call.start, token="Sup3rZ3brA").ok
+    assert "the search token is shorter than 16 characters" in gw.log()
+    assert "Sup3rZ3brA" not in gw.log()
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620])
+def test_a_token_file_others_may_write_is_refused(
+    archive: Archive, tmp_path: Path, mode: int
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(mode)
+    done = check("--path", str(archive.root), "--token-file", str(token_file))
+    assert done.returncode == 2, done.stdout
+    assert f"may be written by others (mode {mode:04o})".encode() in done.stderr
+    assert TOKEN.encode() not in done.stdout + done.stderr
+
+
+def test_a_token_file_others_may_read_is_used_with_a_warning(
+    archive: Archive, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    done = check("--path", str(archive.root), "--token-file", str(token_file))
+    assert done.returncode == 0, done.stderr
+    assert b"may be read by any user (mode 0644)" in done.stderr
+    token_file.chmod(0o640)
+    done = check("--path", str(archive.root), "--token-file", str(token_file))
+    assert done.returncode == 0, done.stderr
+    assert b"may be read" not in done.stderr
 
 
 def test_without_a_metrics_token_metrics_are_off(gw: Any) -> None:

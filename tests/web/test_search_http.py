@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -111,9 +113,9 @@ def test_without_timestamp_the_whole_archive_is_searched(gw: Gateway, archive: A
 
 
 def test_nothing_found_is_ok_with_no_files(gw: Gateway, archive: Archive) -> None:
-    answer = gw.search(callid="1234567.1234", timestamp=archive.calls[0].start)
+    answer = gw.search(callid="1999999999.1", timestamp=archive.calls[0].start)
     assert answer.status_code == 200
-    assert answer.json() == {"status": "OK", "callid": "1234567.1234", "files": [], "errors": []}
+    assert answer.json() == {"status": "OK", "callid": "1999999999.1", "files": [], "errors": []}
 
 
 @pytest.mark.parametrize("how", ["token", "searchtoken", "bearer", "json-token", "query"])
@@ -233,3 +235,54 @@ def test_unknown_route_is_404_json(gw: Gateway) -> None:
     answer = requests.get(f"{gw.url}/etc/passwd", timeout=10)
     assert answer.status_code == 404
     assert answer.json()["status"] == "ERROR"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"token": "%s", "callid": "1\\ud800"}', "application/json"),
+        (b'{"token": "%s", "callid": "1773054150.110", "tenant": "\\udfff"}', "application/json"),
+        (b'{"token": "%s", "callid": "1773054150.110", "\\ud800": "x"}', None),
+    ],
+    ids=["callid", "tenant", "field-name"],
+)
+def test_a_lone_surrogate_is_400_and_audited(
+    start_gateway: Any, tmp_path: Path, body: bytes, content_type: str | None
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    gw = start_gateway("--audit-log", str(audit))
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = requests.post(
+        f"{gw.url}/search/", data=body % TOKEN.encode(), headers=headers, timeout=10
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {
+        "status": "ERROR",
+        "error": "the JSON body holds an escaped lone surrogate: it is not text",
+    }
+    gw.stop()
+    [line] = [json.loads(text) for text in audit.read_text().splitlines()]
+    assert line["status"] == 400
+    assert "internal error" not in gw.log()
+
+
+@pytest.mark.parametrize(
+    "request_of",
+    [
+        lambda url: requests.post(url, data=f"token={TOKEN}&callid=1%ED%A0%80%FF", timeout=10),
+        lambda url: requests.get(f"{url}?token={TOKEN}&callid=1%ED%A0%80%FF", timeout=10),
+        lambda url: requests.get(f"{url}?token={TOKEN}&callid=1%ED%A0%80&tenant=%80", timeout=10),
+    ],
+    ids=["form", "query", "query-tenant"],
+)
+def test_bytes_that_are_not_utf8_in_a_form_or_query_are_never_a_500(
+    start_gateway: Any, tmp_path: Path, request_of: Any
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    gw = start_gateway("--audit-log", str(audit))
+    answer = request_of(f"{gw.url}/search/")
+    assert answer.status_code in (200, 400), answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    gw.stop()
+    [line] = [json.loads(text) for text in audit.read_text().splitlines()]
+    assert line["status"] == answer.status_code

@@ -136,7 +136,9 @@ def test_bad_calls_are_faults(
 
 
 def test_numeric_call_id_is_read_as_text(gw: Gateway) -> None:
-    assert proxy(gw).QMAudio.findStoredFile(0, 1999999999, 1, "admin")[0] is False
+    # read as the text "1999999999", which has no sequence number: no Asterisk id
+    with pytest.raises(xmlrpc.client.Fault, match="does not look like one call's id"):
+        proxy(gw).QMAudio.findStoredFile(0, 1999999999, 1, "admin")
 
 
 @pytest.mark.parametrize("token", ["wrong-token", ""])
@@ -166,7 +168,11 @@ def test_bearer_header_works_too(gw: Gateway, archive: Archive) -> None:
         ("<foo/>", -32600),
         ("<methodCall><params></params></methodCall>", -32600),
         (b"\xff\xfe<\x00", -32700),
+        # a lone surrogate, as a character reference and as (invalid) UTF-8: not XML text
+        (CALL.format(callid="1&#xD800;"), -32700),
+        (CALL.format(callid="1").encode().replace(b">1<", b">1\xed\xa0\x80<"), -32700),
     ],
+    ids=["cut", "not-xml", "empty", "not-a-call", "no-method", "utf16", "charref", "bytes"],
 )
 def test_malformed_xml(gw: Gateway, body: str | bytes, code: int) -> None:
     answer = post(gw, body)
