@@ -19,6 +19,16 @@ _ASTERISK_ID = re.compile(r"(?:^|-)(\d{10})\.\d{1,10}$")
 """Asterisk's unique id: ``EPOCH.SEQ``, maybe after ``systemname-`` (asterisk.conf)."""
 _ID_FUTURE = timedelta(days=1)
 
+DEFAULT_CALLID_PATTERN = (
+    r"(?:[A-Za-z0-9_.-]+-)?[0-9]{9,10}\.[0-9]{1,10}"
+    r"|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
+)
+"""What a call id looks like unless ``--callid-pattern`` says otherwise: Asterisk's unique id
+(``EPOCH.SEQ``, maybe after ``systemname-``) or a UUID (FreeSWITCH, FusionPBX). A phone
+number, an extension, a queue or a date does not have this shape, so it cannot list the
+calls whose file names happen to hold it."""
+DEFAULT_CALLID_SHAPE = re.compile(DEFAULT_CALLID_PATTERN)
+
 
 @dataclass(frozen=True)
 class Query:
@@ -63,6 +73,27 @@ def check_callid(callid: str) -> None:
         # Asterisk's ids are epoch.sequence, FreeSWITCH's are UUIDs: a word such as "wav" or
         # "out" is no call id, and would match a whole archive.
         raise UsageError("the call id holds no digit: it does not name a call")
+
+
+def callid_shape(pattern: str) -> re.Pattern[str]:
+    """``--callid-pattern``: the regular expression every call id must match as a whole."""
+    try:
+        shape = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--callid-pattern is not a regular expression: {exc}") from None
+    if shape.fullmatch(""):
+        raise UsageError("--callid-pattern matches an empty call id: it would name no call")
+    return shape
+
+
+def check_callid_shape(callid: str, shape: re.Pattern[str]) -> None:
+    """Refuse a call id that does not have the shape of the PBX's call ids (``shape``)."""
+    if shape.fullmatch(callid) is None:
+        raise UsageError(
+            "the call id does not look like one call's id (Asterisk's EPOCH.SEQ, maybe after "
+            "a system name, or a UUID, unless --callid-pattern says otherwise): a phone "
+            "number, an extension, a queue or a date would list other calls' recordings"
+        )
 
 
 def check_segment(what: str, value: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,13 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError, SiteUnavailable, Unavailable, UsageError
-from gateway.query import Query, call_start, search_days
+from gateway.query import (
+    DEFAULT_CALLID_SHAPE,
+    Query,
+    call_start,
+    check_callid_shape,
+    search_days,
+)
 from gateway.recordings import Recording
 from gateway.source import Found, SiteError, Source
 from gateway.via import DEFAULT_PEER_TIMEOUT, via_id
@@ -66,6 +73,8 @@ class SearchSettings:
     """This gateway's site name (``--site-name``), shown with its own results."""
     proxy_peers: bool = False
     """Serve: give this gateway's links for remote sites' files and stream them through it."""
+    callid_shape: re.Pattern[str] = DEFAULT_CALLID_SHAPE
+    """What every call id searched for must match as a whole (``--callid-pattern``)."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +114,10 @@ class Searcher:
     ) -> SearchResult:
         """The call's recordings: those of the first source that has any (or of all, with
         ``search_all``), and the sources that failed. ``via`` lists the gateways the search
-        passed through, this one last (``X-Gateway-Via``); by default only this one."""
+        passed through, this one last (``X-Gateway-Via``); by default only this one.
+        ``UsageError`` when the call id does not have the shape of one (``callid_shape``)."""
         settings = self.settings
+        check_callid_shape(query.callid, settings.callid_shape)
         start = query.start or call_start(query.callid)
         days = search_days(start, settings.timezone, settings.lookback) if start else []
         path = list(via) if via is not None else [via_id(settings.site)]

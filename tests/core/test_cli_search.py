@@ -91,31 +91,39 @@ def test_timestamp_in_utc_is_mapped_to_the_pbx_day(demo: tuple[Path, list[Any]])
 @pytest.fixture
 def fusion(tmp_path: Path) -> Path:
     root = tmp_path / "recordings"
-    write(root / "a.example.com/archive/2026/Mar/09/0b4a6a36-1111.wav")
-    write(root / "b.example.com/archive/2026/Mar/09/0b4a6a36-2222.wav")
-    write(root / "b.example.com/archive/2026/Mar/10/0b4a6a36-3333.mp3")
+    write(root / "a.example.com/archive/2026/Mar/09/0b4a6a36-5d1e-4c3b-9d7e-000000001111.wav")
+    write(root / "b.example.com/archive/2026/Mar/09/0b4a6a36-5d1e-4c3b-9d7e-000000002222.wav")
+    write(root / "b.example.com/archive/2026/Mar/10/0b4a6a36-5d1e-4c3b-9d7e-000000003333.mp3")
     return root
 
 
 def test_fusionpbx_layout_with_and_without_tenant(fusion: Path) -> None:
     base = ["--path", str(fusion), "--layout", "fusionpbx", "--timestamp", "2026-03-09T12:00"]
-    mine = found(search(*base, "--callid", "0b4a6a36-2222", "--tenant", "b.example.com"))
-    assert [f["key"] for f in mine] == ["b.example.com/archive/2026/Mar/09/0b4a6a36-2222.wav"]
-    not_mine = search(*base, "--callid", "0b4a6a36-2222", "--tenant", "a.example.com")
+    mine = found(
+        search(
+            *base, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000002222", "--tenant", "b.example.com"
+        )
+    )
+    assert [f["key"] for f in mine] == [
+        "b.example.com/archive/2026/Mar/09/0b4a6a36-5d1e-4c3b-9d7e-000000002222.wav"
+    ]
+    not_mine = search(
+        *base, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000002222", "--tenant", "a.example.com"
+    )
     assert not_mine.returncode == 1
-    anywhere = found(search(*base, "--callid", "0b4a6a36-2222"))
+    anywhere = found(search(*base, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000002222"))
     assert len(anywhere) == 1
 
 
 def test_tenant_placeholder_path(fusion: Path) -> None:
     path = f"{fusion}/%TE/archive/%YY/%ME/%DD"
-    done = search("--path", path, "--callid", "0b4a6a36-3333", "--tenant", "b.example.com",
-                  "--timestamp", "2026-03-10T09:00")  # fmt: skip
+    done = search("--path", path, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000003333",
+                  "--tenant", "b.example.com", "--timestamp", "2026-03-10T09:00")  # fmt: skip
     assert len(found(done)) == 1
-    without_timestamp = search("--path", path, "--callid", "0b4a6a36-3333",
+    without_timestamp = search("--path", path, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000003333",
                                "--tenant", "b.example.com")  # fmt: skip
     assert len(found(without_timestamp)) == 1
-    no_tenant = search("--path", path, "--callid", "0b4a6a36-3333")
+    no_tenant = search("--path", path, "--callid", "0b4a6a36-5d1e-4c3b-9d7e-000000003333")
     assert no_tenant.returncode == 2
     assert b"tenant" in no_tenant.stderr
 
@@ -180,7 +188,7 @@ def test_backend_local_with_bare_path(demo: tuple[Path, list[Any]]) -> None:
 
 def test_nothing_found_is_exit_status_1(demo: tuple[Path, list[Any]]) -> None:
     root, _ = demo
-    done = search("--path", str(root), "--callid", "1234567.89")
+    done = search("--path", str(root), "--callid", "1999999999.1")
     assert done.returncode == 1
     assert b"no recordings found" in done.stderr
     assert json.loads(done.stdout) == []
@@ -189,18 +197,24 @@ def test_nothing_found_is_exit_status_1(demo: tuple[Path, list[Any]]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--path", "ftp://host/x", "--callid", "1.1"], b"unknown storage scheme 'ftp'"),
-        (["--path", "{root}", "--layout", "nope", "--callid", "1.1"], b"unknown layout 'nope'"),
-        (["--path", "{root}/missing", "--callid", "1.1"], b"does not exist"),
-        (["--path", "{root}", "--callid", "1.1", "--timestamp", "soon"], b"timestamp"),
+        (["--path", "ftp://host/x", "--callid", "1773047700.1"], b"unknown storage scheme 'ftp'"),
+        (
+            ["--path", "{root}", "--layout", "nope", "--callid", "1773047700.1"],
+            b"unknown layout 'nope'",
+        ),
+        (["--path", "{root}/missing", "--callid", "1773047700.1"], b"does not exist"),
+        (["--path", "{root}", "--callid", "1773047700.1", "--timestamp", "soon"], b"timestamp"),
         (["--path", "{root}", "--callid", ""], b"call id is empty"),
         (["--path", "{root}", "--callid", "../1.1"], b"call id contains"),
         (["--path", "{root}", "--callid", "a\\b"], b"call id contains"),
         (["--path", "{root}", "--callid", "wav"], b"holds no digit"),
-        (["--path", "{root}", "--callid", "1.1", "--timezone", "Mars/Base"], b"time zone"),
-        (["--path", "{root}", "--callid", "1.1", "--backend", "tape"], b"unknown backend"),
-        (["--path", "{root}/%YY", "--layout", "freepbx", "--callid", "1.1"], b"placeholders"),
-        (["--path", "{root}", "--callid", "1.1", "--tenant", ".."], b"tenant"),
+        (["--path", "{root}", "--callid", "1773047700.1", "--timezone", "Mars/Base"], b"time zone"),
+        (["--path", "{root}", "--callid", "1773047700.1", "--backend", "tape"], b"unknown backend"),
+        (
+            ["--path", "{root}/%YY", "--layout", "freepbx", "--callid", "1773047700.1"],
+            b"placeholders",
+        ),
+        (["--path", "{root}", "--callid", "1773047700.1", "--tenant", ".."], b"tenant"),
         (["--path", "{root}"], b"--callid is required"),
     ],
 )
@@ -217,8 +231,8 @@ def test_bad_input_is_one_line_and_exit_status_2(
 
 def test_an_id_matching_more_than_a_call_is_refused(tmp_path: Path) -> None:
     for n in range(101):
-        write(tmp_path / f"2026/03/09/q-{n}-1700000000.wav")
-    done = search("--path", str(tmp_path), "--callid", "1700000000")
+        write(tmp_path / f"2026/03/09/q-{n}-1700000000.1.wav")
+    done = search("--path", str(tmp_path), "--callid", "1700000000.1")
     assert done.returncode == 2
     assert b"more than 100 files match" in done.stderr
 
