@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from gateway.demo import write_demo
-from tests.conftest import GATEWAY
+from tests.conftest import GATEWAY, free_port, wait_until
 
 TOKEN = "tok-3d1f9c2e-web-tests"
 TZ = "Europe/Rome"
@@ -143,3 +144,85 @@ def gw(tmp_path_factory: pytest.TempPathFactory, archive: Archive) -> Iterator[G
 def read_demo(root: Path) -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = json.loads((root / "demo.json").read_text())
     return data
+
+
+DEPLOYED_CADDYFILE = Path(__file__).parents[2] / "deploy" / "Caddyfile"
+# The production Caddyfile, run on loopback: these fill its test-only placeholders.
+CADDY_GLOBAL_OPTIONS = """admin off
+skip_install_trust
+auto_https disable_redirects
+http_port {http_port}
+https_port {https_port}
+storage file_system {dir}/data"""
+CADDY_TLS_SITE_OPTIONS = "bind 127.0.0.1\ntls internal"
+
+
+class Caddy:
+    """deploy/Caddyfile run by a real Caddy on loopback in front of ``upstream``
+    (``host:port``); ``url`` is its site: HTTPS with an internal certificate authority
+    (``root_cert``), or plain HTTP with ``tls=False`` (the same file, without handshakes)."""
+
+    def __init__(self, folder: Path, upstream: str, *, tls: bool = True) -> None:
+        port = free_port()
+        self.url = f"{'https' if tls else 'http'}://localhost:{port}"
+        self.root_cert = folder / "data" / "pki" / "authorities" / "local" / "root.crt"
+        self.verify: str | bool = str(self.root_cert) if tls else True
+        self.log_path = folder / "caddy.log"
+        env = {
+            **os.environ,
+            "XDG_DATA_HOME": str(folder),
+            "XDG_CONFIG_HOME": str(folder),
+            "GATEWAY_DOMAIN": self.url,
+            "GATEWAY_UPSTREAM": upstream,
+            "CADDY_GLOBAL_OPTIONS": CADDY_GLOBAL_OPTIONS.format(
+                http_port=free_port() if tls else port,
+                https_port=port if tls else free_port(),
+                dir=folder,
+            ),
+            "CADDY_SITE_OPTIONS": CADDY_TLS_SITE_OPTIONS if tls else "bind 127.0.0.1",
+        }
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["caddy", "run", "--config", str(DEPLOYED_CADDYFILE), "--adapter", "caddyfile"],
+                cwd=folder,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(self._serving, 20, 0.1, what=lambda: f"caddy at {self.url}: {self.log()}")
+        except (AssertionError, RuntimeError):
+            self.stop()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _serving(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"caddy exited: {self.log()}")
+        if self.verify is not True and not self.root_cert.exists():
+            return False
+        try:
+            return requests.get(f"{self.url}/healthz", verify=self.verify, timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def caddy_missing() -> str | None:
+    """Why the Caddy tests cannot run here, or ``None``."""
+    return None if shutil.which("caddy") else "caddy is not installed"
+
+
+def upstream_of(gw: Gateway) -> str:
+    """The ``host:port`` a gateway listens on."""
+    return gw.url.split("://", 1)[1]

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config_file import read_config
+from gateway.web.capacity import CONNECTION_LIMIT, connection_limit
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -47,3 +48,11 @@ def test_systemd_unit_is_valid(tmp_path: Path) -> None:
         if "recording-gateway.service" in line and "User=" not in line
     ]
     assert problems == [], done.stderr
+
+
+def test_systemd_unit_allows_descriptors_for_every_connection() -> None:
+    text = (DEPLOY / "recording-gateway.service").read_text()
+    (limit,) = [
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("LimitNOFILE=")
+    ]
+    assert connection_limit(int(limit)) == CONNECTION_LIMIT
