@@ -236,7 +236,7 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         port=port,
         bind_to=bind_to,
         threads=params.get("threads", 32),
-        trusted_proxy=params.get("trusted_proxy", "127.0.0.1"),
+        trusted_proxy=check_trusted_proxy(params.get("trusted_proxy", "127.0.0.1")),
         tenants=tenants,
         audit=audit,
         metrics_token=metrics,
@@ -244,6 +244,17 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         layout=params.get("layout"),
         auth_failures=params.get("auth_failures", DEFAULT_AUTH_FAILURES),
     )
+
+
+def check_trusted_proxy(address: str) -> str:
+    """``--trusted-proxy``: one address, never ``*`` (any client could then choose the address
+    it is audited and throttled under, with its own X-Forwarded-For)."""
+    if address.strip() == "*":
+        raise ConfigError(
+            "--trusted-proxy '*' would believe any client's X-Forwarded-For: give the reverse "
+            "proxy's address (127.0.0.1 for Caddy on the same machine), or 'none'"
+        )
+    return address
 
 
 def check_tokens(token: str | None, metrics: str | None, tenants: TenantRegistry | None) -> None:

@@ -10,11 +10,11 @@ be changed without breaking its signature, and a forged link is told apart from 
 The secret is random for each run (a restart revokes every earlier link) unless a key file is
 given, for several instances behind one load balancer: one key per line, at least
 ``MIN_KEY_LENGTH`` characters of which at least ``MIN_KEY_DISTINCT`` different ones (a key of
-one repeated character, or a short pattern repeated, is refused), blank lines and ``#``
-comments ignored. The file is read by ``secret_files.read_private_text``: a regular file that
-only its owner may write. The file's first key
-signs and encrypts, every key verifies and decrypts, so a key can be rotated in by putting it
-first and the old one second. The encryption key of each link key is derived with HKDF.
+one repeated character, or of a few, is refused), blank lines and ``#`` comments ignored. The
+file is read by ``secret_files.read_private_text``: a regular file only its owner may write.
+The file's first key signs and encrypts, every key verifies and decrypts, so a key can be
+rotated in by putting it first and the old one second. The encryption key of each link key is
+derived with HKDF.
 """
 
 from __future__ import annotations

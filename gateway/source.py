@@ -71,7 +71,9 @@ class StoredFile:
         """The file opened for reading, when the store's files are real local files: the very
         file checked, where it really lies (``Entry.real_key``), never a link swapped in since."""
         if isinstance(self.store, LocalFile):
-            return self.store.open_local(self.entry.real_key or self.entry.key)
+            return self.store.open_local(
+                self.entry.key if self.entry.real_key is None else self.entry.real_key
+            )
         return None
 
     def presigned_url(self, seconds: int) -> str | None:

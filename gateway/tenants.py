@@ -137,6 +137,10 @@ class TenantRegistry:
     def __len__(self) -> int:
         return len(self._tenants)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a configured tenant now."""
+        return name in self._tenants
+
     def short_secrets(self, length: int) -> list[str]:
         """The names of the tenants whose secret is shorter than ``length``."""
         return sorted(t.name for t in self._tenants.values() if len(t.secret) < length)

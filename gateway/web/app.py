@@ -10,20 +10,12 @@ from gateway.web.files import FileResource
 from gateway.web.metrics import MetricsResource
 from gateway.web.search import SearchResource
 from gateway.web.status import Health, StatusPage
-from gateway.web.throttle import AuthThrottle, FailureCounter
 from gateway.web.xmlrpc import XmlRpcResource
 
 
 def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the app; every resource gets what it needs from ``config``, nothing global.
-
-    A client address that fails to authenticate ``config.auth_failures`` times in a minute is
-    throttled (``gateway.web.throttle``); ``0`` turns throttling off.
-    """
-    middleware = []
-    if config.auth_failures > 0:
-        middleware.append(AuthThrottle(FailureCounter(config.auth_failures), config.metrics))
-    app = falcon.App(cors_enable=False, middleware=middleware)
+    """Build the app; every resource gets what it needs from ``config``, nothing global."""
+    app = falcon.App(cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = False
     search = SearchResource(config)
     app.add_route("/search", search)
@@ -34,6 +26,7 @@ def create_app(config: WebConfig) -> falcon.App[falcon.Request, falcon.Response]
     app.add_route("/RPC2", xmlrpc)
     app.add_route("/", StatusPage(config))
     app.add_route("/healthz", Health(config))
-    app.add_route("/metrics", MetricsResource(config.metrics, config.metrics_token))
+    metrics = MetricsResource(config.metrics, config.metrics_token, config.throttle)
+    app.add_route("/metrics", metrics)
     errors.install(app)
     return app

@@ -14,6 +14,7 @@ from gateway.signing import LinkSigner
 from gateway.source import Source
 from gateway.tenants import Authenticator, TenantRegistry
 from gateway.web.metrics import Metrics
+from gateway.web.throttle import AuthThrottle
 
 MAX_BODY = 64 * 1024
 """Largest search request body accepted (413 beyond)."""
@@ -48,6 +49,8 @@ class WebConfig:
     before it is answered 429 (``gateway.web.throttle``); ``0``: never throttled."""
     service: SearchService = field(init=False)
     """The search pipeline every search endpoint uses."""
+    throttle: AuthThrottle = field(init=False)
+    """Every check of a credential goes through it (``gateway.web.throttle``)."""
 
     def __post_init__(self) -> None:
         searcher = self.searcher or Searcher(self.sources, self.settings)
@@ -57,3 +60,10 @@ class WebConfig:
             searcher, links, Authenticator(self.token, self.tenants), observe=self.metrics.searched
         )
         object.__setattr__(self, "service", service)
+        tenants = self.tenants
+        throttle = AuthThrottle(
+            self.auth_failures,
+            self.metrics,
+            is_tenant=(lambda name: name in tenants) if tenants is not None else lambda _: False,
+        )
+        object.__setattr__(self, "throttle", throttle)

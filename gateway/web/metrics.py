@@ -20,6 +20,7 @@ See docs/operations.md.
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 import falcon
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -28,6 +29,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gateway.errors import NotFound, Unauthorized
 from gateway.web.accesslog import RequestRecord
 from gateway.web.credentials import credential_of
+
+if TYPE_CHECKING:
+    from gateway.web.throttle import AuthThrottle
 
 
 def route_of(path: str) -> str:
@@ -99,16 +103,21 @@ class Metrics:
 class MetricsResource:
     """``GET /metrics``, for a scraper that sends the metrics token as a bearer token."""
 
-    def __init__(self, metrics: Metrics, token: str | None) -> None:
+    def __init__(self, metrics: Metrics, token: str | None, throttle: AuthThrottle) -> None:
         self._metrics = metrics
         self._token = token.encode("utf-8") if token else None
+        self._throttle = throttle
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self._token is None:
             raise NotFound("metrics are off: start the gateway with --metrics-token-file")
         given = credential_of(req.get_header("Authorization"), {}, names=())
-        if given is None or not hmac.compare_digest(given.encode("utf-8"), self._token):
-            raise Unauthorized("the metrics need Authorization: Bearer <metrics token>")
+        self._throttle.authenticate(req, None, lambda: self._check(given))
         resp.content_type = CONTENT_TYPE_LATEST
         resp.set_header("Cache-Control", "no-store")
         resp.data = generate_latest(self._metrics.registry)
+
+    def _check(self, given: str | None) -> None:
+        assert self._token is not None
+        if given is None or not hmac.compare_digest(given.encode("utf-8"), self._token):
+            raise Unauthorized("the metrics need Authorization: Bearer <metrics token>")

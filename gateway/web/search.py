@@ -29,8 +29,9 @@ class SearchResource:
         named = jsonlistener.first(fields, ("tenant",))
         details = req.env.setdefault(DETAILS, {})
         details["tenant"] = audited_name(named)  # a refused attempt says whom it targeted
-        access = self._service.authorize(
-            credential_of(req.get_header("Authorization"), fields), named
+        credential = credential_of(req.get_header("Authorization"), fields)
+        access = self._config.throttle.authenticate(
+            req, named, lambda: self._service.authorize(credential, named)
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
         details.update(callid=query.callid, tenant=query.tenant)

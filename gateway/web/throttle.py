@@ -1,45 +1,66 @@
-"""Throttling of failed authentication, per client address.
+"""Throttling of failed authentication, per client address and per tenant it names.
 
-A client address that failed to authenticate (any ``401``: a wrong or missing search token,
-tenant secret or metrics token) ``limit`` times within ``window`` seconds gets ``429 Too Many
-Requests`` with ``Retry-After`` for every request until the oldest of those failures is
-``window`` seconds old (a moving window: at most ``limit`` guesses a window, whatever the pace).
-Other addresses are untouched.
+Every check of a credential (the search token or a tenant's secret on ``/search/`` and
+``/xmlrpc``, the metrics token on ``/metrics``) goes through ``AuthThrottle.authenticate``.
+A failure (``401``) counts against two keys:
+
+- the client's address together with what it tried: the tenant it named, when that is a
+  configured tenant, else the shared credentials (search and metrics token). ``limit``
+  failures within ``window`` seconds there, and that pair gets ``429 Too Many Requests`` with
+  ``Retry-After``, whatever the credential, until the oldest of them is ``window`` seconds old
+  (a moving window: at most ``limit`` guesses a window, whatever the pace);
+- the address as a whole, with ``ADDRESS_FACTOR`` times the limit: naming one tenant after
+  another buys no more than that.
+
+So a tenant whose secret is wrong in its QueueMetrics (or someone guessing it) locks out that
+tenant from that address only: the other tenants of a hosted QueueMetrics, which share its
+outgoing address, keep searching. Other addresses are untouched.
 
 - The address is the one the server reports: behind the trusted reverse proxy
   (``--trusted-proxy``) waitress puts its ``X-Forwarded-For`` there, so the real client is
   throttled, not the proxy. An IPv6 client counts by its ``/64`` (one host usually holds a whole
-  ``/64``, so it could otherwise change address at every guess).
-- Downloads (``/files/...``) are never throttled and never count: a link is a credential of its
-  own (signed with HMAC-SHA-256, so it cannot be guessed) and a supervisor who shares an address
-  with a guesser (an office's NAT) keeps playing the links QueueMetrics gave them.
-- Memory is bounded: at most ``max_clients`` addresses are remembered (a cachetools
-  ``TTLCache``: an address is forgotten ``window`` seconds after its last failure, and when a
-  spray of addresses fills the table, the least recently seen ones go first).
+  ``/64``, so it could otherwise change address at every guess). A client whose address is not
+  an IP address (``-``) is not counted: it could be anyone.
+- Downloads (``/files/...``), the status page and ``/healthz`` take no credential and are never
+  throttled: a link is a credential of its own (signed with HMAC-SHA-256, so it cannot be
+  guessed) and a supervisor who shares an address with a guesser (an office's NAT) keeps
+  playing the links QueueMetrics gave them.
+- Memory is bounded: at most ``max_clients`` keys per counter are remembered (a cachetools
+  ``TTLCache``: a key is forgotten ``window`` seconds after its last failure, and when a spray
+  of addresses fills the table, the least recently seen ones go first).
+- Throttling per address does not stop guessing spread over many addresses: long random
+  tokens and secrets do (a warning at start names the short ones).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import falcon
 from cachetools import TTLCache
 
 from gateway.configuration import DEFAULT_AUTH_FAILURES
-from gateway.errors import TooManyRequests
+from gateway.errors import TooManyRequests, Unauthorized
 from gateway.web.accesslog import client_address
 from gateway.web.metrics import Metrics, route_of
 
-FAILURES = DEFAULT_AUTH_FAILURES
-"""Failed authentications an address may make within ``WINDOW``."""
 WINDOW = 60.0
 """Seconds."""
 MAX_CLIENTS = 20_000
-"""Addresses remembered at most: about 14 MB when full of addresses at the limit (measured)."""
+"""Keys remembered at most, per counter: about 14 MB when full of keys at the limit
+(measured)."""
+ADDRESS_FACTOR = 10
+"""An address may fail this many times the limit in all (over all tenants it names)."""
+SHARED = " shared"
+"""The scope of the credentials that are not a tenant's: the search token, the metrics token."""
+T = TypeVar("T")
+log = logging.getLogger("gateway")
 
 
 def client_key(address: str) -> str:
@@ -62,7 +83,7 @@ class FailureCounter:
 
     def __init__(
         self,
-        limit: int = FAILURES,
+        limit: int = DEFAULT_AUTH_FAILURES,
         window: float = WINDOW,
         *,
         max_clients: int = MAX_CLIENTS,
@@ -104,26 +125,59 @@ class FailureCounter:
 
 
 class AuthThrottle:
-    """falcon middleware: refuses a throttled address with 429 and counts each 401 answered."""
+    """Guards every check of a credential (search, XML-RPC, metrics): refuses a caller that
+    failed too often, and counts its failures. Thread-safe."""
 
-    def __init__(self, failures: FailureCounter, metrics: Metrics) -> None:
-        self._failures = failures
+    def __init__(
+        self,
+        limit: int,
+        metrics: Metrics,
+        *,
+        is_tenant: Callable[[str], bool] = lambda name: False,
+        window: float = WINDOW,
+        max_clients: int = MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._metrics = metrics
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path.startswith("/files/"):
-            return
-        wait = self._failures.retry_after(client_key(client_address(req.env)))
-        if wait is not None:
-            raise TooManyRequests(
-                "too many failed authentications from this address: try again later", wait
+        self._is_tenant = is_tenant
+        self._scoped: FailureCounter | None = None
+        self._address: FailureCounter | None = None
+        if limit > 0:
+            self._scoped = FailureCounter(limit, window, max_clients=max_clients, clock=clock)
+            self._address = FailureCounter(
+                limit * ADDRESS_FACTOR, window, max_clients=max_clients, clock=clock
             )
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
-    ) -> None:
-        if resp.status_code != 401 or req.path.startswith("/files/"):
-            return
-        self._metrics.auth_failures.labels(route_of(req.path)).inc()
-        if self._failures.failed(client_key(client_address(req.env))):
-            self._metrics.auth_blocked.inc()
+    def authenticate(self, req: falcon.Request, tenant: str | None, check: Callable[[], T]) -> T:
+        """``check()`` (which raises ``Unauthorized`` for a wrong credential), unless the
+        request's client is throttled for ``tenant`` (the tenant it names, if any): then
+        ``TooManyRequests``, whatever the credential."""
+        address = client_key(client_address(req.env))
+        keys = self._keys(address, tenant)
+        waits = [wait for counter, key in keys if (wait := counter.retry_after(key)) is not None]
+        if waits:
+            raise TooManyRequests(
+                "too many failed authentications from this address: try again later",
+                max(waits),
+            )
+        try:
+            return check()
+        except Unauthorized:
+            self._metrics.auth_failures.labels(route_of(req.path)).inc()
+            if any([counter.failed(key) for counter, key in keys]):  # count every one
+                self._metrics.auth_blocked.inc()
+                log.warning(
+                    "client %s throttled: too many failed authentications (%s)",
+                    address,
+                    keys[0][1].removeprefix(address).strip(),
+                )
+            raise
+
+    def _keys(self, address: str, tenant: str | None) -> list[tuple[FailureCounter, str]]:
+        """What a request's failures count against: the (address, tenant named) pair or, with
+        no configured tenant named, the (address, shared credential) pair; and the address as
+        a whole. None for an address that is not an IP address (it could be anyone's)."""
+        if self._scoped is None or self._address is None or address == "-":
+            return []
+        scope = f" tenant {tenant}" if tenant and self._is_tenant(tenant) else SHARED
+        return [(self._scoped, address + scope), (self._address, address)]

@@ -24,8 +24,9 @@ entity), after a size check (``MAX_BODY``). Answers:
   as the XML-RPC convention wants, with the interoperability fault codes (-32700 parse error,
   -32600 not an XML-RPC call, -32601 unknown method, -32602 bad arguments, -32500 application
   error);
-- missing or wrong credentials are HTTP 401, an oversized body HTTP 413, a compressed body
-  HTTP 415: transport-level refusals (the body is still an XML-RPC fault);
+- missing or wrong credentials are HTTP 401, a client throttled after too many of them
+  HTTP 429 (``gateway.web.throttle``), an oversized body HTTP 413, a compressed body HTTP 415:
+  transport-level refusals (the body is still an XML-RPC fault);
 - no start time comes with the call, so the search runs without one: sources with date
   placeholders or a dated layout are scanned in full below their fixed part (slower).
 """
@@ -45,7 +46,13 @@ from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import DefusedExpatParser
 
 from gateway.audioinfo import minutes_seconds
-from gateway.errors import GatewayError, RequestTooLarge, Unauthorized, Unavailable
+from gateway.errors import (
+    GatewayError,
+    RequestTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from gateway.links import Link
 from gateway.query import Query
 from gateway.tenants import Access
@@ -172,6 +179,10 @@ class XmlRpcResource:
             resp.status = falcon.HTTP_401
             resp.set_header("WWW-Authenticate", 'Bearer realm="gateway"')
             result = Fault(APPLICATION_ERROR, str(exc))
+        except TooManyRequests as exc:
+            resp.status = falcon.HTTP_429
+            resp.set_header("Retry-After", str(exc.retry_after))
+            result = Fault(APPLICATION_ERROR, str(exc))
         except RequestTooLarge as exc:
             resp.status = falcon.HTTP_413
             result = Fault(INVALID_REQUEST, str(exc))
@@ -192,7 +203,9 @@ class XmlRpcResource:
         tenant = fields.get("tenant") or None
         # a refused attempt says whom it targeted
         req.env.setdefault(DETAILS, {})["tenant"] = audited_name(tenant)
-        access = self._service.authorize(credential, tenant)
+        access = self._config.throttle.authenticate(
+            req, tenant, lambda: self._service.authorize(credential, tenant)
+        )
         method, params = parse_call(body)
         handler = self._methods.get(method)
         if handler is None:

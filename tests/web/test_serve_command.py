@@ -58,6 +58,8 @@ def test_token_from_file_and_environment(
         (["--link-key-file", "/nonexistent/keys"], "cannot read the link key file"),
         (["--bind-to", "nonsense"], "--bind-to takes HOST:PORT"),
         (["--public-url", "ftp://x"], "--public-url takes"),
+        # any client could choose the address it is audited and throttled under
+        (["--trusted-proxy", "*"], "--trusted-proxy '*' would believe any client"),
     ],
 )
 def test_bad_options_exit_2(archive: Archive, extra: list[str], message: str) -> None:

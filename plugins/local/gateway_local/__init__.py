@@ -38,6 +38,7 @@ from gateway.storage import (
 )
 from gateway_local.listing import Listing, ListingCache, read_listing
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _NOTHING_THERE = frozenset(
     {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO}
 )
@@ -50,7 +51,12 @@ class LocalStore:
     listings of folders it read (``gateway_local.listing``)."""
 
     def __init__(self, root: Path, *, listing_cache: bool = True) -> None:
-        self.root = root.expanduser().resolve()
+        try:
+            self.root = Path(os.path.realpath(root.expanduser(), strict=True))
+        except FileNotFoundError:  # checked by check(): "does not exist"
+            self.root = Path(os.path.realpath(root.expanduser()))
+        except OSError as exc:  # a symlink loop, a folder that cannot be read
+            raise ConfigError(f"the source folder {root} cannot be used: {exc.strerror}") from None
         self.description = f"file:{self.root}"
         self._root_text = str(self.root)
         self._root_inside = os.path.join(self._root_text, "")  # with a final "/"
@@ -184,8 +190,11 @@ class LocalStore:
         self._path(key)  # never even open what lies outside the root (a device's side effects)
         path = os.path.join(self._root_text, key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            # exact: a link at the last step is refused anyway, so do not even follow it
+            fd = os.open(path, _OPEN_FLAGS | (os.O_NOFOLLOW if exact else 0))
         except OSError as exc:
+            if exact and exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+                raise Forbidden(f"refused key {key!r}: it is reached through a link") from None
             raise self._error(f"file {key!r}", exc) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
