@@ -220,7 +220,9 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
     try:
         if tenants is not None:
             check_tenant_sources(configured.sources)
-            tenants.check_secret_not(secret)
+            tenants.check_secrets_not(
+                {"the admin token (--token)": secret, "the metrics token": metrics}
+            )
         audit = audit_handler(params["audit_log"]) if params.get("audit_log") else None
     except BaseException:
         configured.close()

@@ -35,8 +35,9 @@ def read_private_text(
     - It is opened without blocking and what was opened is checked (``fstat``): a FIFO, a
       device, a socket or a folder is refused at once, never waited on. A regular file larger
       than ``max_bytes`` is refused; nothing more than that is read.
-    - A file the group or others may write is refused (whoever can write it chooses the
-      secret); one that others may read is read, with a warning.
+    - A file that belongs to another user than root or the one running the gateway, or that
+      the group or others may write, is refused (whoever can write it chooses the secret);
+      one that others may read is read, with a warning (as ssh treats its keys).
 
     Raises ``error`` naming the file as ``what``; the message never quotes the content.
     """
@@ -49,6 +50,11 @@ def read_private_text(
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise error(f"cannot read the {what} {shown}: not a regular file")
+        if info.st_uid not in (0, os.geteuid()):
+            raise error(
+                f"the {what} {shown} belongs to another user (uid {info.st_uid}), who could "
+                "rewrite it: it must belong to root or to the user the gateway runs as"
+            )
         if info.st_mode & _WRITABLE_BY_OTHERS:
             raise error(
                 f"the {what} {shown} may be written by others (mode "

@@ -123,8 +123,9 @@ class TenantRegistry:
         self._reloads = itertools.count(1)  # numbers reloads in the order they start
         self._applied = 0  # the number of the reload whose tenants are in use
         self._swap_lock = threading.Lock()  # held to compare and swap, never while reading
-        self.forbidden_secret: str | None = None
-        """A secret no tenant may have (the admin token); checked at every load."""
+        self.forbidden_secrets: dict[str, str] = {}
+        """Secrets no tenant may have (the admin token, the metrics token), by what they are;
+        checked at every load."""
 
     @classmethod
     def from_file(cls, path: Path) -> TenantRegistry:
@@ -145,10 +146,12 @@ class TenantRegistry:
         """The names of the tenants whose secret is shorter than ``length``."""
         return sorted(t.name for t in self._tenants.values() if len(t.secret) < length)
 
-    def check_secret_not(self, token: str | None) -> None:
-        """Refuse tenants one of whose secrets is the admin token (it would make them admin)."""
-        self.forbidden_secret = token
-        _check_not_token(self._tenants, token, self.path)
+    def check_secrets_not(self, secrets: Mapping[str, str | None]) -> None:
+        """Refuse tenants one of whose secrets is one of ``secrets`` (by what they are: the
+        admin token would make a tenant admin, the metrics token would let the scraper search
+        as that tenant), now and at every reload."""
+        self.forbidden_secrets = {what: s for what, s in secrets.items() if s is not None}
+        _check_not_token(self._tenants, self.forbidden_secrets, self.path)
 
     def authenticate(self, name: str | None, secret: str | None) -> Tenant:
         """The tenant ``name`` if ``secret`` is its secret; ``Unauthorized`` otherwise.
@@ -175,7 +178,7 @@ class TenantRegistry:
         number = next(self._reloads)
         try:
             tenants = read_tenants(self.path)
-            _check_not_token(tenants, self.forbidden_secret, self.path)
+            _check_not_token(tenants, self.forbidden_secrets, self.path)
         except ConfigError as exc:
             log.error(
                 "error: tenants not reloaded, keeping the %d current ones: %s",
@@ -201,15 +204,16 @@ class TenantRegistry:
         return True
 
 
-def _check_not_token(tenants: Mapping[str, Tenant], token: str | None, path: Path | None) -> None:
-    if token is None:
-        return
-    for tenant in tenants.values():
-        if hmac.compare_digest(tenant.secret.encode("utf-8"), token.encode("utf-8")):
-            raise ConfigError(
-                f"{path or 'tenants'}, tenant {tenant.name!r}: its secret is the admin token "
-                "(--token): give the tenant its own secret"
-            )
+def _check_not_token(
+    tenants: Mapping[str, Tenant], forbidden: Mapping[str, str], path: Path | None
+) -> None:
+    for what, token in forbidden.items():
+        for tenant in tenants.values():
+            if hmac.compare_digest(tenant.secret.encode("utf-8"), token.encode("utf-8")):
+                raise ConfigError(
+                    f"{path or 'tenants'}, tenant {tenant.name!r}: its secret is {what}: "
+                    "give the tenant its own secret"
+                )
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,16 @@ def test_admin_token_cannot_be_a_tenant_secret(hosted: Hosted, tmp_path: Path) -
     assert GOOD["secret"] not in error
 
 
+def test_the_metrics_token_cannot_be_a_tenant_secret(hosted: Hosted, tmp_path: Path) -> None:
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(GOOD["secret"])
+    token_file.chmod(0o600)
+    # the scraper could otherwise search as that tenant
+    error = serve_fails(hosted, tmp_path, [GOOD], "--metrics-token-file", str(token_file))
+    assert "tenant 'tenant1.example': its secret is the metrics token" in error
+    assert GOOD["secret"] not in error
+
+
 @pytest.mark.parametrize("pattern", ["", "%YY/%MM/%DD", "archive/%YY"])
 def test_every_source_must_use_te(hosted: Hosted, tmp_path: Path, pattern: str) -> None:
     path = tmp_path / "tenants.json"

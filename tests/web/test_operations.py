@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,17 @@ def test_a_token_file_others_may_write_is_refused(
     assert done.returncode == 2, done.stdout
     assert f"may be written by others (mode {mode:04o})".encode() in done.stderr
     assert TOKEN.encode() not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_token_file_of_another_user_is_refused(archive: Archive, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    os.chown(token_file, 65534, 65534)  # nobody: could chmod and rewrite it at any time
+    done = check("--path", str(archive.root), "--token-file", str(token_file))
+    assert done.returncode == 2, done.stdout
+    assert b"belongs to another user (uid 65534)" in done.stderr
 
 
 def test_a_token_file_others_may_read_is_used_with_a_warning(
