@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -49,3 +51,38 @@ def test_links_through_caddy_are_https_and_seek(
     # the gateway itself, asked directly, still answers with its own address
     direct = gw.links(call)[0]["url"]
     assert direct.startswith(f"{gw.url}/files/")
+
+
+def _post_from(client: str, url: str, fields: dict[str, str], headers: dict[str, str]) -> int:
+    """POST /search/ from the loopback address ``client`` (127.0.0.0/8 is all this host's)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "", parts.port, timeout=10, source_address=(client, 0)
+    )
+    try:
+        body = urlencode(fields)
+        form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+        connection.request("POST", "/search/", body=body, headers=form)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_behind_caddy_guessing_is_throttled_by_the_real_client_address(
+    tmp_path: Path, start_gateway: Any, archive: Archive
+) -> None:
+    gw = start_gateway()  # trusts X-Forwarded-For from 127.0.0.1, where Caddy connects from
+    proxy = Caddy(tmp_path, upstream_of(gw), tls=False)
+    try:
+        call = archive.call_with(1)
+        search = {"callid": call.callid, "timestamp": call.start}
+        guesser, other = "127.0.0.2", "127.0.0.3"
+        for n in range(10):  # each claiming another address: Caddy does not believe it
+            spoofed = {"X-Forwarded-For": f"198.51.100.{n}"}
+            status = _post_from(guesser, proxy.url, {"token": f"guess-{n}", **search}, spoofed)
+            assert status == 401
+        claim_other = {"X-Forwarded-For": other}
+        assert _post_from(guesser, proxy.url, {"token": TOKEN, **search}, claim_other) == 429
+        assert _post_from(other, proxy.url, {"token": TOKEN, **search}, {}) == 200
+    finally:
+        proxy.stop()
