@@ -88,11 +88,16 @@ class LocalStore:
 
     def _real(self, key: str, *, allow_root: bool = False) -> str:
         """The real path of ``key`` (symlinks resolved), refused when it lies outside the root."""
+        return self._resolved(key, allow_root=allow_root)[0]
+
+    def _resolved(self, key: str, *, allow_root: bool = False) -> tuple[str, os.stat_result | None]:
+        """``key``'s real path, refused outside the root, and the status of the very file
+        that path was resolved to (``None`` when there is none to resolve)."""
         parts = check_key(key, allow_root=allow_root)
-        real = real_path(os.path.join(self._root_text, *parts))
+        real, st = resolve(os.path.join(self._root_text, *parts))
         if not self._inside(real):
             raise Forbidden(f"refused key {key!r}: it leads outside the source folder")
-        return real
+        return real, st
 
     def _inside(self, real: str) -> bool:
         """Whether a real path (symlinks resolved) is the root or lies below it."""
@@ -150,26 +155,27 @@ class LocalStore:
         what is not served (gone, unreadable, a symlink loop, not a regular file or folder, a
         link out of the root)."""
         path = os.path.join(folder, name)
-        try:
-            if link:
-                path = real_path(path)
-                if not self._inside(path):
-                    return None  # never show what a link outside the root points at
-                st = os.stat(path)
-            else:
+        if link:
+            path, resolved = resolve(path)
+            if resolved is None or not self._inside(path):
+                return None  # gone, or never show what a link outside the root points at
+            st = resolved
+        else:
+            try:
                 st = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return None  # vanished or unreadable since the folder was read
+            except OSError:
+                return None  # vanished or unreadable since the folder was read
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None
         return self._entry(key, st, path)
 
     def stat(self, key: str) -> Entry:
-        real = str(self._path(key))
-        try:
-            st = os.stat(real)
-        except OSError as exc:
-            raise self._error(f"file {key!r}", exc) from None
+        real, st = self._resolved(key)  # the status of the file resolved, not of a later one
+        if st is None:  # nothing there: os.stat says why
+            try:
+                st = os.stat(real)
+            except OSError as exc:
+                raise self._error(f"file {key!r}", exc) from None
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"no file {key!r}")
         return self._entry(key, st, real)
@@ -215,16 +221,20 @@ class LocalStore:
         pass
 
 
-def real_path(path: str) -> str:
-    """``os.path.realpath``, from the kernel when it can tell: it resolved the path already
-    to open it (Linux names an open file's real path in /proc), a third of the cost of
-    resolving each component in Python on every search."""
+def resolve(path: str) -> tuple[str, os.stat_result | None]:
+    """``os.path.realpath(path)`` and the status of the file it names, both of the same file:
+    from the kernel, which resolves the path once to open it (``O_PATH``: nothing is read, a
+    FIFO does not block), names the opened file's real path in /proc and tells its status
+    (a third of the cost of resolving each component in Python on every search). The status
+    is ``None`` when nothing can be opened there (missing, a loop, not Linux); the path is then
+    ``os.path.realpath``'s."""
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except (OSError, AttributeError):  # missing (realpath still answers), or not Linux
-        return os.path.realpath(path)
+        return os.path.realpath(path), None
     try:
-        return opened_path(fd, path) or os.path.realpath(path)
+        real = opened_path(fd, path)
+        return (real, os.fstat(fd)) if real is not None else (os.path.realpath(path), None)
     finally:
         os.close(fd)
 
