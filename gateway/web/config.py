@@ -60,10 +60,5 @@ class WebConfig:
             searcher, links, Authenticator(self.token, self.tenants), observe=self.metrics.searched
         )
         object.__setattr__(self, "service", service)
-        tenants = self.tenants
-        throttle = AuthThrottle(
-            self.auth_failures,
-            self.metrics,
-            is_tenant=(lambda name: name in tenants) if tenants is not None else lambda _: False,
-        )
+        throttle = AuthThrottle(self.auth_failures, self.metrics, tenants=self.tenants or ())
         object.__setattr__(self, "throttle", throttle)

@@ -9,6 +9,7 @@ import falcon
 
 from gateway.errors import RequestTooLarge, UsageError
 from gateway.service import SearchService
+from gateway.tenants import Access
 from gateway.web import jsonlistener
 from gateway.web.accesslog import DETAILS
 from gateway.web.config import MAX_BODY, WebConfig
@@ -26,14 +27,14 @@ class SearchResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         fields = jsonlistener.parse_fields(req.query_string, read_body(req), req.content_type)
-        named = jsonlistener.first(fields, ("tenant",))
-        details = req.env.setdefault(DETAILS, {})
-        details["tenant"] = audited_name(named)  # a refused attempt says whom it targeted
-        credential = credential_of(req.get_header("Authorization"), fields)
-        access = self._config.throttle.authenticate(
-            req, named, lambda: self._service.authorize(credential, named)
+        access = authorize(
+            req,
+            self._config,
+            credential_of(req.get_header("Authorization"), fields),
+            jsonlistener.first(fields, ("tenant",)),
         )
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
+        details = req.env[DETAILS]
         details.update(callid=query.callid, tenant=query.tenant)
         answer = self._service.search(
             access,
@@ -48,10 +49,19 @@ class SearchResource:
     on_post = on_get
 
 
-def audited_name(name: str | None) -> str | None:
-    """A tenant name as the request gave it, for the audit log (cut to ``_MAX_AUDITED``
-    characters: before authentication it is anyone's text)."""
-    return name if name is None or len(name) <= _MAX_AUDITED else name[:_MAX_AUDITED] + "..."
+def authorize(
+    req: falcon.Request, config: WebConfig, credential: str | None, tenant: str | None
+) -> Access:
+    """Who a search request is (JSON or XML-RPC): its credential checked against the token or
+    ``tenant``'s secret, through the throttle (``gateway.web.throttle``). The tenant named goes
+    into the audit details first, so a refused attempt says whom it targeted (cut to
+    ``_MAX_AUDITED`` characters: before authentication it is anyone's text)."""
+    named = (
+        tenant if tenant is None or len(tenant) <= _MAX_AUDITED else tenant[:_MAX_AUDITED] + "..."
+    )
+    req.env.setdefault(DETAILS, {})["tenant"] = named
+    service = config.service
+    return config.throttle.authenticate(req, tenant, lambda: service.authorize(credential, tenant))
 
 
 def read_body(req: falcon.Request) -> bytes:

@@ -39,7 +39,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import TypeVar
 
 import falcon
@@ -133,13 +133,13 @@ class AuthThrottle:
         limit: int,
         metrics: Metrics,
         *,
-        is_tenant: Callable[[str], bool] = lambda name: False,
+        tenants: Container[str] = (),
         window: float = WINDOW,
         max_clients: int = MAX_CLIENTS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = metrics
-        self._is_tenant = is_tenant
+        self._tenants = tenants
         self._scoped: FailureCounter | None = None
         self._address: FailureCounter | None = None
         if limit > 0:
@@ -179,5 +179,5 @@ class AuthThrottle:
         a whole. None for an address that is not an IP address (it could be anyone's)."""
         if self._scoped is None or self._address is None or address == "-":
             return []
-        scope = f" tenant {tenant}" if tenant and self._is_tenant(tenant) else SHARED
+        scope = f" tenant {tenant}" if tenant and tenant in self._tenants else SHARED
         return [(self._scoped, address + scope), (self._address, address)]

@@ -60,7 +60,7 @@ from gateway.web.accesslog import DETAILS
 from gateway.web.config import WebConfig
 from gateway.web.credentials import credential_of
 from gateway.web.federation import via_of
-from gateway.web.search import audited_name, public_base, read_body
+from gateway.web.search import authorize, public_base, read_body
 
 log = logging.getLogger("gateway.web")
 
@@ -201,11 +201,7 @@ class XmlRpcResource:
         credential = credential_of(req.get_header("Authorization"), fields)
         body = read_body(req)
         tenant = fields.get("tenant") or None
-        # a refused attempt says whom it targeted
-        req.env.setdefault(DETAILS, {})["tenant"] = audited_name(tenant)
-        access = self._config.throttle.authenticate(
-            req, tenant, lambda: self._service.authorize(credential, tenant)
-        )
+        access = authorize(req, self._config, credential, tenant)
         method, params = parse_call(body)
         handler = self._methods.get(method)
         if handler is None:
