@@ -27,20 +27,22 @@ from gateway.errors import ConfigError, UsageError
 from gateway.plugins import Plugins, load_plugins
 from gateway.query import DEFAULT_CALLID_PATTERN, callid_shape, parse_timezone
 from gateway.search import Searcher, SearchSettings
-from gateway.secret_files import read_secret_file
+from gateway.secret_files import Secret, read_secret_file
 from gateway.source import Source
 from gateway.sources import open_sources
 from gateway.via import DEFAULT_PEER_TIMEOUT, check_site_name
 
 if TYPE_CHECKING:
     from gateway.signing import LinkSigner
-    from gateway.tenants import TenantRegistry
+    from gateway.tenants import Tenant, TenantRegistry
 
 TOKEN_ENV = "GATEWAY_TOKEN"  # noqa: S105 (the name of the variable, not a secret)
 METRICS_TOKEN_ENV = "GATEWAY_METRICS_TOKEN"  # noqa: S105 (a variable's name)
 DEFAULT_LINK_TTL = 300
 DEFAULT_AUTH_FAILURES = 10
 """Failed authentications a client address may make in a minute before it is throttled."""
+DEFAULT_STOP_TIMEOUT = 20
+"""Seconds a stopping server waits for open connections (below systemd's TimeoutStopSec)."""
 SHORT_TOKEN = 16
 """Tokens and secrets shorter than this get a warning at start (they still work: QueueMetrics'
 own examples use 10 characters); failed guesses are throttled (``gateway.web.throttle``)."""
@@ -117,8 +119,9 @@ def parse_bind(value: str) -> tuple[str, int]:
 
 def resolve_token(
     token: str | None, token_file: str | None, *, given: frozenset[str] = frozenset()
-) -> tuple[str, str]:
-    """The shared token and where it came from; ``UsageError`` when there is none.
+) -> tuple[Secret, str]:
+    """The shared token (with its file, when it came from one: a reload re-reads it) and where
+    it came from; ``UsageError`` when there is none.
 
     ``given`` names the options that came from the command line (the others, if set, came
     from the configuration file). See the module docstring for the precedence.
@@ -132,19 +135,23 @@ def resolve_token(
         ("the configuration file's token_file", "token_file", token_file),
     ]
     for origin, kind, value in candidates:
+        if value and kind == "token_file":
+            return Secret(read_secret_file(value), Path(value)), f"{origin} {value}"
         if value:
-            return (read_secret_file(value) if kind == "token_file" else value), origin
+            return Secret(value), origin
     raise UsageError(
         f"no token: give --token, --token-file or the {TOKEN_ENV} environment variable "
         "(the gateway will not serve without one)"
     )
 
 
-def metrics_token(path: str | None) -> str | None:
+def metrics_token(path: str | None) -> Secret | None:
     """``--metrics-token-file``, else ``GATEWAY_METRICS_TOKEN``; ``None``: no /metrics."""
+    what = "metrics token file"
     if path:
-        return read_secret_file(path)
-    return os.environ.get(METRICS_TOKEN_ENV, "").strip() or None
+        return Secret(read_secret_file(path, what), Path(path), what)
+    value = os.environ.get(METRICS_TOKEN_ENV, "").strip()
+    return Secret(value) if value else None
 
 
 def audit_handler(target: str) -> logging.Handler:
@@ -166,7 +173,7 @@ class ServerSettings:
     """Everything ``serve`` runs with, read and checked; ``check`` reports on it."""
 
     configured: Configured
-    token: str | None
+    token: Secret | None
     """The shared (admin) token; ``None`` only when tenants are configured."""
     token_origin: str
     signer: LinkSigner
@@ -180,11 +187,13 @@ class ServerSettings:
     tenants: TenantRegistry | None
     audit: logging.Handler | None
     """Where the audit log goes (opened, so a path that cannot be written stops ``check`` too)."""
-    metrics_token: str | None
+    metrics_token: Secret | None
     redirect_to_store: bool
     layout: str | None
     auth_failures: int = DEFAULT_AUTH_FAILURES
     """Failed authentications a client address may make in a minute (then 429)."""
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    """Seconds a stop waits for requests and downloads in progress (0: stop at once)."""
 
     def close(self) -> None:
         self.configured.close()
@@ -215,14 +224,16 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
     key_file = params.get("link_key_file")
     signer = LinkSigner.from_file(Path(key_file)) if key_file else LinkSigner.random()
     metrics = metrics_token(params.get("metrics_token_file"))
-    check_tokens(secret, metrics, tenants)
+    check_tokens(
+        secret.value if secret else None,
+        metrics.value if metrics else None,
+        tenants.tenants if tenants is not None else None,
+        tenants_file,
+    )
     configured = configure(params)
     try:
         if tenants is not None:
             check_tenant_sources(configured.sources)
-            tenants.check_secrets_not(
-                {"the admin token (--token)": secret, "the metrics token": metrics}
-            )
         audit = audit_handler(params["audit_log"]) if params.get("audit_log") else None
     except BaseException:
         configured.close()
@@ -245,6 +256,7 @@ def prepare_server(params: Mapping[str, Any], *, given: frozenset[str]) -> Serve
         redirect_to_store=bool(params.get("s3_redirect")),
         layout=params.get("layout"),
         auth_failures=params.get("auth_failures", DEFAULT_AUTH_FAILURES),
+        stop_timeout=params.get("stop_timeout", DEFAULT_STOP_TIMEOUT),
     )
 
 
@@ -259,13 +271,27 @@ def check_trusted_proxy(address: str) -> str:
     return address
 
 
-def check_tokens(token: str | None, metrics: str | None, tenants: TenantRegistry | None) -> None:
-    """Refuse a metrics token that is also the search token (a scraper could then search);
-    warn about tokens and tenant secrets shorter than ``SHORT_TOKEN`` (naming, never quoting,
-    them)."""
+def check_tokens(
+    token: str | None,
+    metrics: str | None,
+    tenants: Mapping[str, Tenant] | None,
+    tenants_origin: object = "the tenants file",
+) -> None:
+    """The rules between the secrets, at start and at every reload: refuse a metrics token
+    that is also the search token (a scraper could then search) and a tenant whose secret is
+    one of the tokens (``check_not_tokens``); warn about tokens and tenant secrets shorter than
+    ``SHORT_TOKEN`` (naming, never quoting, them)."""
+    from gateway.tenants import check_not_tokens
+
     if token is not None and metrics is not None and token == metrics:
         raise ConfigError(
             "the metrics token is the search token: give the metrics scraper a token of its own"
+        )
+    if tenants is not None:
+        check_not_tokens(
+            tenants,
+            {"the admin token (--token)": token, "the metrics token": metrics},
+            tenants_origin,
         )
     log = logging.getLogger("gateway")
     for what, value in (("the search token", token), ("the metrics token", metrics)):
@@ -276,7 +302,7 @@ def check_tokens(token: str | None, metrics: str | None, tenants: TenantRegistry
                 what,
                 SHORT_TOKEN,
             )
-    short = tenants.short_secrets(SHORT_TOKEN) if tenants is not None else []
+    short = sorted(t.name for t in (tenants or {}).values() if len(t.secret) < SHORT_TOKEN)
     if short:
         log.warning(
             "the secret of tenant(s) %s is shorter than %d characters: easier to guess",

@@ -1,6 +1,7 @@
 """Reading secrets from files: tokens (``--token-file``, a peer's ``token_file``, the metrics
 token), store passwords (``SourceURL.secret``), link keys and the tenants file. Public: plugins
-use ``read_secret_file`` for their own secrets.
+use ``read_secret_file`` for their own secrets. ``Secret`` is a token the server checks
+requests against, which a reload (``gateway.reload``) may re-read from its file.
 
 Every such file goes through ``read_private_text``, which never waits on anything but a regular
 file and refuses a file that others could have written (as ssh does with its keys).
@@ -8,6 +9,7 @@ file and refuses a file that others could have written (as ssh does with its key
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import stat
@@ -95,3 +97,33 @@ def read_secret_file(
     if not secret:
         raise UsageError(f"the {what} {path} is empty")
     return secret
+
+
+class Secret:
+    """A token requests are checked against (the search token, the metrics token), compared in
+    constant time. When it came from a file (``path``), ``read`` gives the file's current
+    secret and ``replace`` puts it in use; a token given on the command line, in the
+    environment or in the configuration file itself has no ``path`` and never changes."""
+
+    def __init__(self, value: str, path: Path | None = None, what: str = "token file") -> None:
+        self._value = value.encode("utf-8")
+        self.path = path
+        self.what = what
+
+    @property
+    def value(self) -> str:
+        return self._value.decode("utf-8")
+
+    def matches(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode("utf-8"), self._value)
+
+    def read(self) -> str:
+        """The secret the file holds now (``UsageError`` as ``read_secret_file``); the current
+        value when there is no file."""
+        return read_secret_file(self.path, self.what) if self.path is not None else self.value
+
+    def replace(self, value: str) -> bool:
+        """Use ``value`` from now on; whether it differs from the one in use."""
+        changed = not self.matches(value)
+        self._value = value.encode("utf-8")  # one assignment: old or new, never a mix
+        return changed

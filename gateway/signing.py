@@ -13,7 +13,8 @@ given, for several instances behind one load balancer: one key per line, at leas
 one repeated character, or of a few, is refused), blank lines and ``#`` comments ignored. The
 file is read by ``secret_files.read_private_text``: a regular file only its owner may write.
 The file's first key signs and encrypts, every key verifies and decrypts, so a key can be
-rotated in by putting it first and the old one second. The encryption key of each link key is
+rotated in by putting it first and the old one second. A reload (``gateway.reload``, SIGHUP)
+reads the file again and replaces the keys without a restart. The encryption key of each link key is
 derived with HKDF.
 """
 
@@ -83,8 +84,28 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@dataclass(frozen=True)
+class _KeyRing:
+    """The keys in use, swapped whole by ``LinkSigner.replace_keys``."""
+
+    keys: tuple[str, ...]
+    signer: Signer
+    ciphers: tuple[AESGCM, ...]
+    """One per key; the first one encrypts."""
+
+    @classmethod
+    def of(cls, keys: Sequence[str]) -> _KeyRing:
+        if not keys:
+            raise ConfigError("no link key given")
+        # itsdangerous wants keys oldest to newest and signs with the last one.
+        signer = Signer(list(reversed(keys)), salt=_SALT, digest_method=hashlib.sha256)
+        return cls(tuple(keys), signer, tuple(_cipher(key) for key in keys))
+
+
 class LinkSigner:
-    """Signs and verifies link tokens. Thread-safe (it holds only immutable state)."""
+    """Signs and verifies link tokens. Thread-safe: its keys are one immutable object, replaced
+    whole by ``replace_keys`` (a reload), so a link is signed or verified with the old keys or
+    the new ones, never a mix."""
 
     def __init__(
         self,
@@ -94,15 +115,11 @@ class LinkSigner:
         clock: Callable[[], float] = time.time,
         origin: Path | None = None,
     ) -> None:
-        if not keys:
-            raise ConfigError("no link key given")
-        # itsdangerous wants keys oldest to newest and signs with the last one.
-        self._signer = Signer(list(reversed(keys)), salt=_SALT, digest_method=hashlib.sha256)
-        self._ciphers = [_cipher(key) for key in keys]  # the first one encrypts
+        self._ring = _KeyRing.of(keys)
         self._leeway = leeway
         self._clock = clock
-        self._origin = origin
-        self._count = len(keys)
+        self.origin = origin
+        """The key file the keys come from; ``None`` for a key made for this run."""
 
     @classmethod
     def random(cls) -> LinkSigner:
@@ -115,9 +132,24 @@ class LinkSigner:
 
     def describe(self) -> str:
         """How links are signed, without the keys: for ``gateway check``."""
-        if self._origin is None:
+        if self.origin is None:
             return "signed with a random key made for this run (a restart revokes them)"
-        return f"signed with the first of {self._count} key(s) in {self._origin}"
+        return f"signed with the first of {len(self._ring.keys)} key(s) in {self.origin}"
+
+    def replace_keys(self, keys: Sequence[str]) -> str | None:
+        """Sign with ``keys[0]`` and accept links of every key in ``keys`` from now on; what
+        changed, without the keys (``None`` if nothing did)."""
+        ring, old = _KeyRing.of(keys), self._ring
+        self._ring = ring  # one assignment: a request sees the old ring or the new one
+        added = len(set(ring.keys) - set(old.keys))
+        removed = len(set(old.keys) - set(ring.keys))
+        if not added and not removed and ring.keys[0] == old.keys[0]:
+            return None
+        changes = [f"{len(ring.keys)} key(s)"]
+        if ring.keys[0] != old.keys[0]:
+            changes.append("a new signing key")
+        changes += [f"{n} {what}" for n, what in ((added, "added"), (removed, "removed")) if n]
+        return ", ".join(changes)
 
     def now(self) -> int:
         return int(self._clock())
@@ -133,42 +165,45 @@ class LinkSigner:
     ) -> tuple[str, LinkTarget]:
         """Return the token for ``key`` in ``source``, valid for ``ttl`` seconds from now
         (and, with ``tenant``, bound to that tenant)."""
+        ring = self._ring
         target = LinkTarget(source, key, self.now() + ttl, tenant, name)
         plain = json.dumps([source, key, tenant, name], separators=(",", ":")).encode("utf-8")
         nonce = os.urandom(_NONCE)
-        sealed = _b64(nonce + self._ciphers[0].encrypt(nonce, plain, None))
-        token = self._signer.sign(f"{sealed}.{target.expires}").decode("ascii")
+        sealed = _b64(nonce + ring.ciphers[0].encrypt(nonce, plain, None))
+        token = ring.signer.sign(f"{sealed}.{target.expires}").decode("ascii")
         return token, target
 
     def verify(self, token: str) -> LinkTarget:
         """Return what ``token`` names; ``LinkInvalid`` if forged, ``LinkExpired`` if too old."""
+        ring = self._ring
         try:
-            value = self._signer.unsign(token).decode("ascii")
+            value = ring.signer.unsign(token).decode("ascii")
             sealed, expires_text = value.rsplit(".", 1)
             expires = int(expires_text)
             raw = _unb64(sealed)
         except (BadSignature, ValueError, UnicodeError):
             raise LinkInvalid("this link is not valid (tampered, or from another run)") from None
-        target = self._open(raw, expires)
+        target = _open(ring, raw, expires)
         if self.now() > target.expires + self._leeway:
             raise LinkExpired("this link has expired: search again for a fresh one")
         return target
 
-    def _open(self, raw: bytes, expires: int) -> LinkTarget:
-        nonce, sealed = raw[:_NONCE], raw[_NONCE:]
-        for cipher in self._ciphers:
-            try:
-                payload = json.loads(cipher.decrypt(nonce, sealed, None))
-            except (InvalidTag, ValueError):
-                continue
-            if (
-                isinstance(payload, list)
-                and len(payload) == 4
-                and all(isinstance(v, str) for v in payload[:2])
-                and all(v is None or isinstance(v, str) for v in payload[2:])
-            ):
-                return LinkTarget(payload[0], payload[1], expires, payload[2], payload[3])
-        raise LinkInvalid("this link is not valid")
+
+def _open(ring: _KeyRing, raw: bytes, expires: int) -> LinkTarget:
+    nonce, sealed = raw[:_NONCE], raw[_NONCE:]
+    for cipher in ring.ciphers:
+        try:
+            payload = json.loads(cipher.decrypt(nonce, sealed, None))
+        except (InvalidTag, ValueError):
+            continue
+        if (
+            isinstance(payload, list)
+            and len(payload) == 4
+            and all(isinstance(v, str) for v in payload[:2])
+            and all(v is None or isinstance(v, str) for v in payload[2:])
+        ):
+            return LinkTarget(payload[0], payload[1], expires, payload[2], payload[3])
+    raise LinkInvalid("this link is not valid")
 
 
 def read_key_file(path: Path) -> list[str]:

@@ -12,33 +12,25 @@ names the entry and the tenant but never a secret:
 
 A search authenticates with its tenant's name and secret; ``%TE`` is then that name, whatever
 else the request says. The shared ``--token``, when also given, is an admin token that may
-search any tenant (or, with a layout that allows it, all of them). ``TenantRegistry.reload``
-swaps the whole table at once, so a request sees either the old tenants or the new ones.
+search any tenant (or, with a layout that allows it, all of them). A reload
+(``gateway.reload``) swaps the whole table at once (``TenantRegistry.replace``), so a request
+sees either the old tenants or the new ones.
 
 The file is read by ``secret_files.read_private_text`` (a regular file only, never waited on,
-bounded in size, writable by its owner only). Reloads never wait for each other: each reads the
-file on its own, and the table is only swapped if no later reload was applied first, so a
-reload that hangs or finishes late never blocks or undoes a newer one.
+bounded in size, writable by its owner only).
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
-import logging
-import signal
-import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.errors import ConfigError, Unauthorized, UsageError
 from gateway.query import Query, check_segment
-from gateway.secret_files import read_private_text
-
-log = logging.getLogger("gateway.tenants")
+from gateway.secret_files import Secret, read_private_text
 
 MIN_SECRET_LENGTH = 8
 _KEYS = {"tenant", "secret", "note"}
@@ -115,21 +107,20 @@ def read_tenants(path: Path) -> dict[str, Tenant]:
 
 
 class TenantRegistry:
-    """The configured tenants; thread-safe, re-read from its file by ``reload``."""
+    """The configured tenants; thread-safe, replaced whole by ``replace`` (a reload)."""
 
     def __init__(self, tenants: Mapping[str, Tenant], path: Path | None = None) -> None:
         self._tenants: Mapping[str, Tenant] = dict(tenants)
         self.path = path
-        self._reloads = itertools.count(1)  # numbers reloads in the order they start
-        self._applied = 0  # the number of the reload whose tenants are in use
-        self._swap_lock = threading.Lock()  # held to compare and swap, never while reading
-        self.forbidden_secrets: dict[str, str] = {}
-        """Secrets no tenant may have (the admin token, the metrics token), by what they are;
-        checked at every load."""
 
     @classmethod
     def from_file(cls, path: Path) -> TenantRegistry:
         return cls(read_tenants(path), path)
+
+    @property
+    def tenants(self) -> Mapping[str, Tenant]:
+        """The tenants in use, by name."""
+        return self._tenants
 
     @property
     def names(self) -> list[str]:
@@ -141,17 +132,6 @@ class TenantRegistry:
     def __contains__(self, name: object) -> bool:
         """Whether ``name`` is a configured tenant now."""
         return name in self._tenants
-
-    def short_secrets(self, length: int) -> list[str]:
-        """The names of the tenants whose secret is shorter than ``length``."""
-        return sorted(t.name for t in self._tenants.values() if len(t.secret) < length)
-
-    def check_secrets_not(self, secrets: Mapping[str, str | None]) -> None:
-        """Refuse tenants one of whose secrets is one of ``secrets`` (by what they are: the
-        admin token would make a tenant admin, the metrics token would let the scraper search
-        as that tenant), now and at every reload."""
-        self.forbidden_secrets = {what: s for what, s in secrets.items() if s is not None}
-        _check_not_token(self._tenants, self.forbidden_secrets, self.path)
 
     def authenticate(self, name: str | None, secret: str | None) -> Tenant:
         """The tenant ``name`` if ``secret`` is its secret; ``Unauthorized`` otherwise.
@@ -165,53 +145,39 @@ class TenantRegistry:
             raise Unauthorized("unknown tenant or wrong secret")
         return tenant
 
-    def reload(self) -> bool:
-        """Re-read the file; on any error keep the current tenants and log why. True if the
-        new tenants are in use.
-
-        Safe to call from several threads at once: the file is read without any lock held,
-        and a reload's tenants are not applied when a reload started after it was applied
-        first (the newest file read wins; a slow older read never overwrites it).
-        """
-        if self.path is None:
-            return False
-        number = next(self._reloads)
-        try:
-            tenants = read_tenants(self.path)
-            _check_not_token(tenants, self.forbidden_secrets, self.path)
-        except ConfigError as exc:
-            log.error(
-                "error: tenants not reloaded, keeping the %d current ones: %s",
-                len(self._tenants),
-                exc,
-            )
-            return False
-        with self._swap_lock:
-            if number < self._applied:
-                log.warning("tenants: a late reload was not applied, a newer one was")
-                return False
-            self._applied = number
-            before = set(self._tenants)
-            self._tenants = tenants  # one assignment: readers see old or new, never a mix
-        added, removed = sorted(set(tenants) - before), sorted(before - set(tenants))
-        log.info(
-            "tenants reloaded from %s: %d tenant(s)%s%s",
-            self.path,
-            len(tenants),
-            f", added {', '.join(added)}" if added else "",
-            f", removed {', '.join(removed)}" if removed else "",
+    def replace(self, tenants: Mapping[str, Tenant]) -> str | None:
+        """Use ``tenants`` from now on (checked already: ``read_tenants``, ``check_not_tokens``);
+        what changed, naming tenants but never a secret (``None`` if nothing did)."""
+        old, self._tenants = self._tenants, dict(tenants)  # readers see old or new, never a mix
+        added = sorted(set(tenants) - set(old))
+        removed = sorted(set(old) - set(tenants))
+        rekeyed = sorted(
+            name
+            for name in set(tenants) & set(old)
+            if not hmac.compare_digest(tenants[name].secret.encode(), old[name].secret.encode())
         )
-        return True
+        if not (added or removed or rekeyed):
+            return None
+        changes = [f"{len(tenants)} tenant(s)"]
+        for what, names in (("added", added), ("removed", removed), ("new secret", rekeyed)):
+            if names:
+                changes.append(f"{what}: {', '.join(names)}")
+        return "; ".join(changes)
 
 
-def _check_not_token(
-    tenants: Mapping[str, Tenant], forbidden: Mapping[str, str], path: Path | None
+def check_not_tokens(
+    tenants: Mapping[str, Tenant], tokens: Mapping[str, str | None], origin: object
 ) -> None:
-    for what, token in forbidden.items():
+    """Refuse tenants one of whose secrets is one of ``tokens`` (by what they are: the admin
+    token would make a tenant admin, the metrics token would let the scraper search as that
+    tenant): at start and at every reload."""
+    for what, token in tokens.items():
+        if token is None:
+            continue
         for tenant in tenants.values():
             if hmac.compare_digest(tenant.secret.encode("utf-8"), token.encode("utf-8")):
                 raise ConfigError(
-                    f"{path or 'tenants'}, tenant {tenant.name!r}: its secret is {what}: "
+                    f"{origin}, tenant {tenant.name!r}: its secret is {what}: "
                     "give the tenant its own secret"
                 )
 
@@ -240,37 +206,20 @@ class Access:
 class Authenticator:
     """Checks a request's credentials: the shared token, or a tenant's name and secret."""
 
-    def __init__(self, token: str | None, tenants: TenantRegistry | None) -> None:
+    def __init__(self, token: Secret | None, tenants: TenantRegistry | None) -> None:
         if token is None and tenants is None:
             raise ConfigError("no token and no tenants: nobody could search")
-        self._token = token.encode("utf-8") if token is not None else None
+        self._token = token
         self.tenants = tenants
 
     def authorize(self, credential: str | None, tenant: str | None) -> Access:
         """Raise ``Unauthorized`` unless ``credential`` is the token or ``tenant``'s secret."""
         if credential is None:
             raise Unauthorized("a token is required (token, searchtoken or Authorization: Bearer)")
-        if self._token is not None and hmac.compare_digest(credential.encode("utf-8"), self._token):
+        if self._token is not None and self._token.matches(credential):
             return Access(tenant=None, admin=True)
         if self.tenants is None:
             raise Unauthorized("wrong token")
         if tenant is None:
             raise Unauthorized("name the tenant (tenant=...) whose secret this is")
         return Access(tenant=self.tenants.authenticate(tenant, credential).name, admin=False)
-
-
-def install_reload(registry: TenantRegistry) -> None:
-    """Re-read the tenants file on ``SIGHUP`` (on a thread of its own, so the server's loop
-    never waits for the file) and say on stderr what happened."""
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("gateway: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-    def on_hangup(signum: int, frame: object) -> None:
-        threading.Thread(target=registry.reload, name="tenants-reload", daemon=True).start()
-
-    signal.signal(signal.SIGHUP, on_hangup)
-    log.info("%d tenant(s) from %s; SIGHUP re-reads it", len(registry), registry.path)

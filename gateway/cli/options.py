@@ -16,6 +16,7 @@ from gateway.config_file import config_option
 from gateway.configuration import (
     DEFAULT_AUTH_FAILURES,
     DEFAULT_LINK_TTL,
+    DEFAULT_STOP_TIMEOUT,
     METRICS_TOKEN_ENV,
     TOKEN_ENV,
     Configured,
@@ -118,8 +119,8 @@ def call_options(command: F) -> F:
         click.option("--callid", help="The call's unique id (Asterisk uniqueid, FreeSWITCH uuid)."),
         click.option(
             "--timestamp",
-            help="Start of the call: epoch seconds, ISO 8601 or 2000-01-01.00:00:00 "
-            "(a time without a zone is read in --timezone).",
+            help="Start of the call: epoch seconds or milliseconds, ISO 8601 or "
+            "2000-01-01.00:00:00 (a time without a zone is read in --timezone).",
         ),
         click.option("--tenant", help="Tenant of the call, fills %TE."),
         click.option("--queue", help="Queue of the call (passed to layouts that use it)."),
@@ -142,7 +143,9 @@ def serve_options(command: F) -> F:
             f"--token-file or {TOKEN_ENV}).",
         ),
         click.option(
-            "--token-file", type=click.Path(dir_okay=False), help="File holding the shared secret."
+            "--token-file",
+            type=click.Path(dir_okay=False),
+            help="File holding the shared secret; SIGHUP re-reads it.",
         ),
         click.option(
             "--public-url",
@@ -173,7 +176,7 @@ def serve_options(command: F) -> F:
             "--link-key-file",
             type=click.Path(dir_okay=False),
             help="Link keys, one per line (first signs, all verify), shared by instances "
-            "behind one load balancer (default: a random key per run).",
+            "behind one load balancer (default: a random key per run); SIGHUP re-reads it.",
         ),
         click.option(
             "--auth-failures",
@@ -189,6 +192,15 @@ def serve_options(command: F) -> F:
             default=32,
             show_default=True,
             help="Worker threads: each active search or remote-store download holds one.",
+        ),
+        click.option(
+            "--stop-timeout",
+            type=click.IntRange(0, 3600),
+            default=DEFAULT_STOP_TIMEOUT,
+            show_default=True,
+            help="Seconds a stop (SIGTERM, Ctrl-C) may take: /healthz says 503 to the load "
+            "balancer, then new connections are refused while requests and downloads in "
+            "progress finish (0, or a second signal: stop at once).",
         ),
         click.option(
             "--tenants",
@@ -213,7 +225,7 @@ def serve_options(command: F) -> F:
             "--metrics-token-file",
             type=click.Path(dir_okay=False),
             help=f"File holding the bearer token of GET /metrics (or {METRICS_TOKEN_ENV}); "
-            "without one, /metrics is not served.",
+            "without one, /metrics is not served. SIGHUP re-reads it.",
         ),
     ]
     for decorator in reversed(decorators):

@@ -9,6 +9,7 @@ one found, as ``serve`` would stop on it).
 
 from __future__ import annotations
 
+import signal
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,9 @@ def _prepare(options: dict[str, Any]) -> ServerSettings:
 @serve_options
 def serve_command(**options: Any) -> None:
     """Serve QueueMetrics searches and signed downloads over HTTP."""
+    # A SIGHUP (systemctl reload) ends a process by default: until the reload is installed
+    # (the first thing serve() does), one that comes while starting is ignored.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from gateway.web.server import serve
 
     settings = _prepare(options)
@@ -61,6 +65,8 @@ def check_command(**options: Any) -> None:
 
 def report(settings: ServerSettings) -> int:
     """Print one section per setting and source; return how many sources failed."""
+    from gateway.reload import Reloader  # link signing: only serve and check load it
+
     search = settings.configured.settings
     tenants = settings.tenants.names if settings.tenants is not None else []
     click.echo(f"listen: {settings.bind_to} with {settings.threads} threads")
@@ -70,6 +76,14 @@ def report(settings: ServerSettings) -> int:
     click.echo(f"links: valid {settings.link_ttl}s, {settings.signer.describe()}")
     click.echo(f"metrics: {'/metrics with a bearer token' if settings.metrics_token else 'off'}")
     click.echo(f"audit log: {'on' if settings.audit is not None else 'off'}")
+    limit = settings.auth_failures
+    click.echo(
+        f"failed authentication: {limit} a minute per address and tenant, then 429"
+        if limit
+        else "failed authentication: never throttled (--auth-failures 0)"
+    )
+    files = Reloader.of(settings).files()
+    click.echo(f"reload (SIGHUP): re-reads the {', the '.join(files) if files else 'nothing'}")
     now = datetime.now(search.timezone)
     click.echo(f"time zone: {search.timezone.key}, today is {now.date().isoformat()}")
     query = Query("0000000000.0", start=now, tenant=tenants[0] if tenants else None)

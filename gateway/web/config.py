@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from gateway.configuration import DEFAULT_AUTH_FAILURES, DEFAULT_LINK_TTL
 from gateway.links import LinkMaker
 from gateway.search import Searcher, SearchSettings
+from gateway.secret_files import Secret
 from gateway.service import SearchService
 from gateway.signing import LinkSigner
 from gateway.source import Source
@@ -26,7 +27,7 @@ __all__ = ["DEFAULT_LINK_TTL", "MAX_BODY", "WebConfig"]
 class WebConfig:
     sources: Sequence[Source]
     settings: SearchSettings
-    token: str | None
+    token: Secret | None
     """The shared (admin) token; ``None`` only when tenants are configured."""
     signer: LinkSigner
     link_ttl: int = DEFAULT_LINK_TTL
@@ -40,7 +41,7 @@ class WebConfig:
     redirect_to_store: bool = False
     """``--s3-redirect``: answer a link with a 302 to the store's own short-lived URL (for
     stores that can make one, ``gateway.storage.Presigner``) instead of streaming the file."""
-    metrics_token: str | None = None
+    metrics_token: Secret | None = None
     """Bearer token of ``GET /metrics``; ``None``: the route does not exist."""
     searcher: Searcher | None = None
     """The searcher over ``sources`` (built from them when not given)."""

@@ -19,7 +19,6 @@ See docs/operations.md.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 import falcon
@@ -27,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.errors import NotFound, Unauthorized
+from gateway.secret_files import Secret
 from gateway.web.accesslog import RequestRecord
 from gateway.web.credentials import credential_of
 
@@ -103,9 +103,9 @@ class Metrics:
 class MetricsResource:
     """``GET /metrics``, for a scraper that sends the metrics token as a bearer token."""
 
-    def __init__(self, metrics: Metrics, token: str | None, throttle: AuthThrottle) -> None:
+    def __init__(self, metrics: Metrics, token: Secret | None, throttle: AuthThrottle) -> None:
         self._metrics = metrics
-        self._token = token.encode("utf-8") if token else None
+        self._token = token
         self._throttle = throttle
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -119,5 +119,5 @@ class MetricsResource:
 
     def _check(self, given: str | None) -> None:
         assert self._token is not None
-        if given is None or not hmac.compare_digest(given.encode("utf-8"), self._token):
+        if given is None or not self._token.matches(given):
             raise Unauthorized("the metrics need Authorization: Bearer <metrics token>")

@@ -8,9 +8,9 @@ search (which then answers 503 until it is).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-from types import FrameType
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -18,14 +18,16 @@ import waitress
 
 from gateway.configuration import ServerSettings
 from gateway.errors import ConfigError, Unavailable
-from gateway.tenants import install_reload
+from gateway.reload import Reloader, install_reload
+from gateway.source import Source
 from gateway.web.accesslog import AccessLog, RequestObserver
 from gateway.web.app import create_app
 from gateway.web.audit import AuditLog
 from gateway.web.capacity import accept_in_bursts, capacity_settings, listeners
 from gateway.web.config import MAX_BODY, WebConfig
+from gateway.web.drain import DrainingChannel, GracefulStop
 from gateway.web.malloc import limit_malloc_arenas
-from gateway.web.sendfile import SOCKET_OPTIONS, OfferSendfile, SendfileChannel
+from gateway.web.sendfile import SOCKET_OPTIONS, OfferSendfile
 
 
 def web_config(settings: ServerSettings) -> WebConfig:
@@ -58,20 +60,33 @@ def proxy_settings(trusted_proxy: str) -> dict[str, Any]:
     }
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def serve(settings: ServerSettings) -> None:
-    """Listen and serve until SIGTERM or Ctrl-C; the caller closes ``settings``."""
+    """Listen and serve until SIGTERM or Ctrl-C, then stop gracefully (``gateway.web.drain``:
+    new connections refused, those open finished within ``settings.stop_timeout``); the
+    caller closes ``settings``."""
     limit_malloc_arenas()  # before any worker thread exists
-    for source in settings.configured.sources:
-        try:
-            source.check()
-        except Unavailable as exc:
-            logging.getLogger("gateway").warning("%s (serving anyway)", exc)
+    install_reload(Reloader.of(settings))  # first: a SIGHUP while starting never kills us
+    check_sources(settings.configured.sources)
     audit = AuditLog(settings.audit) if settings.audit is not None else None
     _run(settings, web_config(settings), audit)
+
+
+def check_sources(sources: Sequence[Source]) -> None:
+    """Probe every source at once (a peer that does not answer costs ``--peer-timeout``, not
+    that times the number of such peers); warn about those that cannot be reached."""
+    with ThreadPoolExecutor(max_workers=max(1, len(sources))) as pool:
+        failures = pool.map(_unreachable, sources)
+    for failure in failures:
+        if failure is not None:
+            logging.getLogger("gateway").warning("%s (serving anyway)", failure)
+
+
+def _unreachable(source: Source) -> Unavailable | None:
+    try:
+        source.check()
+    except Unavailable as exc:
+        return exc
+    return None
 
 
 def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) -> None:
@@ -84,9 +99,10 @@ def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) ->
     observers: list[RequestObserver] = [config.metrics]
     if audit is not None:
         observers.append(audit)
+    stop = GracefulStop(settings.stop_timeout)
     try:
         server = waitress.create_server(
-            OfferSendfile(AccessLog(create_app(config), observers)),
+            OfferSendfile(AccessLog(stop.app(create_app(config)), observers)),
             host=settings.host,
             port=settings.port,
             threads=settings.threads,
@@ -100,10 +116,9 @@ def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) ->
     # Not a create_server keyword; applied to each accepted connection.
     server.adj.socket_options = SOCKET_OPTIONS
     for listener in listeners(server):  # one per address (localhost: IPv4 and IPv6)
-        listener.channel_class = SendfileChannel
+        listener.channel_class = DrainingChannel
         accept_in_bursts(listener)
-    if config.tenants is not None:
-        install_reload(config.tenants)  # before the banner: SIGHUP never kills us
+    stop.install(server)  # before the banner too: SIGTERM and Ctrl-C start a graceful stop
     sources = ", ".join(s.id for s in config.sources)
     click.echo(
         f"gateway: serving on {_address(server)} | sources: {sources} | "
@@ -111,14 +126,7 @@ def _run(settings: ServerSettings, config: WebConfig, audit: AuditLog | None) ->
         + (f" at {config.public_url}" if config.public_url else ""),
     )
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    click.echo("gateway: stopped")
+    stop.run()
 
 
 def _layout_text(config: WebConfig) -> str:

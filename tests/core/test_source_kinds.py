@@ -18,6 +18,7 @@ from gateway.errors import Forbidden
 from gateway.query import Query, parse_timezone
 from gateway.recordings import CallMatcher, Recording
 from gateway.search import Searcher, SearchResult, SearchSettings
+from gateway.secret_files import Secret
 from gateway.signing import LinkSigner
 from gateway.source import Found, Source, StoredFile
 from gateway.sources import StoreSource
@@ -98,7 +99,9 @@ def archive(tmp_path: Path) -> Path:
 
 
 def client(sources: list[Source]) -> falcon.testing.TestClient:
-    config = WebConfig(sources=sources, settings=SETTINGS, token=TOKEN, signer=LinkSigner.random())
+    config = WebConfig(
+        sources=sources, settings=SETTINGS, token=Secret(TOKEN), signer=LinkSigner.random()
+    )
     return falcon.testing.TestClient(create_app(config))
 
 

@@ -13,6 +13,7 @@ import requests
 from tests.conftest import wait_until
 from tests.tenants.conftest import SECRETS, search, write_tenants
 from tests.web.conftest import Gateway
+from tests.web.test_reload import write_secret
 
 T1, T2, T3 = "tenant1.example", "tenant2.example", "other.example"
 SHARED = "1772700000.555"
@@ -54,7 +55,7 @@ def test_reload_while_searching(start: Callable[..., Gateway], tenants_file: Pat
         # a broken file keeps the tenants of the last good one
         tenants_file.write_text('[{"tenant": "broken", "secret": ')
         gw.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "tenants not reloaded" in gw.log(), 15, what="the reload error")
+        wait_until(lambda: "reload refused" in gw.log(), 15, what="the reload error")
         assert status(gw, T3, new_secret) == 200
         assert status(gw, T1, SECRETS[T1]) == 200
         before = counted[0]
@@ -65,10 +66,10 @@ def test_reload_while_searching(start: Callable[..., Gateway], tenants_file: Pat
     assert counted[0] > 40
     assert errors == []
     log = gw.log()
-    assert "tenants reloaded from" in log
-    assert "added other.example" in log
-    assert "removed tenant2.example" in log
-    assert "keeping the 2 current ones" in log
+    assert "reload: tenants from" in log
+    assert "added: other.example" in log
+    assert "removed: tenant2.example" in log
+    assert "nothing changed: " in log
     for secret in (*SECRETS.values(), new_secret):
         assert secret not in log
     assert gw.proc.poll() is None  # SIGHUP never stops the server
@@ -82,6 +83,10 @@ def test_changed_secret_takes_effect(start: Callable[..., Gateway], tenants_file
     wait_until(lambda: status(gw, T1, "s3cret-rotated-1") == 200, 15, what="the new secret")
     assert status(gw, T1, SECRETS[T1]) == 401
     assert status(gw, T2, SECRETS[T2]) == 200
+    changed = next(line for line in gw.log().splitlines() if "reload: tenants from" in line)
+    assert changed.endswith(f"2 tenant(s); new secret: {T1}")  # T2 kept its secret
+    for secret in ("s3cret-rotated-1", *SECRETS.values()):
+        assert secret not in gw.log()
 
 
 def test_reload_refuses_a_file_that_would_break_isolation(
@@ -90,10 +95,10 @@ def test_reload_refuses_a_file_that_would_break_isolation(
     gw = start("--token", "admin-token-5b1e0c7d")
     # two tenants with one secret, then a tenant whose secret is the admin token
     for bad in ({T1: SECRETS[T1], T2: SECRETS[T1]}, {T1: "admin-token-5b1e0c7d"}):
-        marker = gw.log().count("tenants not reloaded")
+        marker = gw.log().count("reload refused")
         write_tenants(tenants_file, bad)
         gw.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda m=marker: gw.log().count("tenants not reloaded") > m, 15, what="refusal")  # type: ignore[misc]
+        wait_until(lambda m=marker: gw.log().count("reload refused") > m, 15, what="refusal")  # type: ignore[misc]
         assert status(gw, T1, SECRETS[T1]) == 200
         assert status(gw, T2, SECRETS[T2]) == 200
     assert "admin-token-5b1e0c7d" not in gw.log()
@@ -145,3 +150,21 @@ def test_a_tenants_file_others_may_write_is_not_loaded(
     gw.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "may be written by others" in gw.log(), 15, what="the refusal")
     assert status(gw, T2, SECRETS[T2]) == 200
+
+
+def test_a_new_token_may_not_be_a_tenants_secret(
+    start: Callable[..., Gateway], tenants_file: Path
+) -> None:
+    """A token file rewritten with the secret of a tenant the same reload removes: between the
+    two swaps that tenant's secret would be the admin token."""
+    token_file = tenants_file.with_name("token")
+    write_secret(token_file, "admin-token-5b1e0c7d")
+    gw = start("--token-file", str(token_file))
+    write_secret(token_file, SECRETS[T1])
+    write_tenants(tenants_file, {T2: SECRETS[T2]})
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in gw.log(), 15, what="the refusal")
+    assert f"tenant {T1!r}: its secret is the new admin token" in gw.log()
+    assert status(gw, T1, "admin-token-5b1e0c7d") == 200  # the admin token is kept
+    assert status(gw, T1, SECRETS[T1]) == 200  # nothing changed
+    assert SECRETS[T1] not in gw.log()

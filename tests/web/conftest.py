@@ -53,11 +53,17 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
 class Gateway:
     """A running ``gateway serve``; ``url`` is where it listens."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] = ("serve",),
+    ) -> None:
         self.log_path = log
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [*GATEWAY, "serve", *args],
+            [*GATEWAY, *command, *args],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env={**os.environ, **(env or {})},

@@ -16,9 +16,11 @@ import requests
 import waitress
 
 from gateway.errors import Unavailable
+from gateway.links import lifetime
 from gateway.placeholders import PathPattern
 from gateway.query import parse_timezone
 from gateway.search import SearchSettings
+from gateway.secret_files import Secret
 from gateway.signing import LEEWAY_SECONDS, LinkSigner
 from gateway.sources import StoreSource
 from gateway.storage import Entry, LocalFile
@@ -61,7 +63,7 @@ def make_config(store: Any, public_url: str | None = None) -> WebConfig:
     return WebConfig(
         sources=[source],
         settings=SearchSettings(timezone=parse_timezone(TZ)),
-        token=TOKEN,
+        token=Secret(TOKEN),
         signer=LinkSigner.random(),
         public_url=public_url,
     )
@@ -166,14 +168,16 @@ def test_a_link_expires_after_its_ttl_and_the_leeway(archive: Archive) -> None:
         assert answer.status_code == 200, answer.text
         (found,) = answer.json["files"]
         expires = datetime.fromisoformat(found["expires"].replace("Z", "+00:00"))
+        assert expires.timestamp() == clock.now + lifetime(60, found["duration"])
         return "/files/" + found["url"].split("/files/", 1)[1], expires.timestamp()
 
+    # a link lives --link-ttl plus the call's duration (tests/web/test_long_calls.py)
     path, expires = fresh_link()
-    assert expires == clock.now + 60
+    life = expires - clock.now
     got = client.simulate_get(path)
     assert got.status_code == 200
-    assert got.headers["Cache-Control"] == "private, max-age=60"
-    clock.advance(45)  # caches may keep the file no longer than the link lives
+    assert got.headers["Cache-Control"] == "private, max-age=60"  # never beyond --link-ttl
+    clock.advance(life - 15)  # caches may keep the file no longer than the link lives
     assert client.simulate_head(path).headers["Cache-Control"] == "private, max-age=15"
     clock.advance(15 + LEEWAY_SECONDS)  # expired, but within the leeway for other clocks
     got = client.simulate_get(path)
@@ -187,7 +191,7 @@ def test_a_link_expires_after_its_ttl_and_the_leeway(archive: Archive) -> None:
     assert "expired" in expired.json["error"]
 
     again, expires_again = fresh_link()  # searching again: a link valid from now on
-    assert expires_again == clock.now + 60
+    assert expires_again == clock.now + life
     assert client.simulate_get(again).status_code == 200
 
 
