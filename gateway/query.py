@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
@@ -14,7 +15,13 @@ from gateway.errors import UsageError
 _CALLID_MAX = 200
 MIN_YEAR, MAX_YEAR = 1970, 9000
 _QM_FORMAT = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(\d{2}:\d{2}:\d{2})$")
-_EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
+_EPOCH = re.compile(r"^([0-9]{9,17})(?:\.[0-9]+)?$")
+"""Epoch time as a number: its integer digits say the unit (``_EPOCH_UNITS``)."""
+_EPOCH_UNITS = ((11, 0), (14, 3), (17, 6))
+"""(most integer digits, decimal exponent of the unit): 9 to 11 digits are seconds, 12 to 14
+milliseconds, 15 to 17 microseconds. Without leading zeros each reads as 1973-03-03 to
+5138-11-16: the ranges do not overlap, so a number has one reading only."""
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ASTERISK_ID = re.compile(r"(?:^|-)(\d{10})\.\d{1,10}$")
 """Asterisk's unique id: ``EPOCH.SEQ``, maybe after ``systemname-`` (asterisk.conf)."""
 _ID_FUTURE = timedelta(days=1)
@@ -125,28 +132,41 @@ def parse_timezone(name: str | None) -> ZoneInfo:
 
 
 def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
-    """Parse epoch seconds, ISO 8601 or QueueMetrics' ``2000-01-01.00:00:00``.
+    """Parse epoch time, ISO 8601 or QueueMetrics' ``2000-01-01.00:00:00``.
 
-    A time without a zone is read in ``tz`` (the PBX's zone). The result is timezone-aware.
+    Epoch time is a number of 9 to 17 integer digits, maybe with a fraction; its length says
+    the unit: up to 11 digits seconds (``1773081123``), 12 to 14 milliseconds
+    (``1773081123265``, what JavaScript's ``Date.now()`` gives), 15 to 17 microseconds. A
+    time without a zone is read in ``tz`` (the PBX's zone). The result is timezone-aware,
+    between ``MIN_YEAR`` and ``MAX_YEAR``; anything else is a ``UsageError`` (400).
     """
     value = text.strip()
     try:
-        if _EPOCH.match(value):
-            return datetime.fromtimestamp(float(value), UTC)
+        epoch = _EPOCH.match(value)
+        if epoch:
+            return _from_epoch(value, len(epoch.group(1)))
         qm = _QM_FORMAT.match(value)
         if qm:
             value = f"{qm.group(1)}T{qm.group(2)}"
         parsed = datetime.fromisoformat(value)
     except (ValueError, OverflowError, OSError):
         raise UsageError(
-            f"cannot read the timestamp {text!r}: use epoch seconds, ISO 8601 "
-            "or 2000-01-01.00:00:00"
+            f"cannot read the timestamp {text!r}: use epoch seconds (or milliseconds), "
+            "ISO 8601 or 2000-01-01.00:00:00"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     if not MIN_YEAR <= parsed.astimezone(UTC).year <= MAX_YEAR:
         raise UsageError(f"the timestamp {text!r} is out of range ({MIN_YEAR} to {MAX_YEAR})")
     return parsed
+
+
+def _from_epoch(number: str, digits: int) -> datetime:
+    """``number`` (``_EPOCH``, ``digits`` integer digits) as a UTC instant, to the microsecond
+    (computed in decimal: no binary rounding of ``.265``)."""
+    exponent = next(unit for most, unit in _EPOCH_UNITS if digits <= most)
+    micros = Decimal(number).scaleb(6 - exponent).to_integral_value(ROUND_HALF_EVEN)
+    return _UNIX_EPOCH + timedelta(microseconds=int(micros))
 
 
 def call_start(callid: str, *, now: datetime | None = None) -> datetime | None:

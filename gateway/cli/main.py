@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from gateway import __version__
+from gateway.cli.av import av_group
 from gateway.cli.find import get_command, search_command
 from gateway.cli.info import demo_command, plugins_command
 from gateway.cli.output import INTERNAL_ERROR, fail
@@ -47,5 +48,6 @@ for command in (
     demo_command,
     serve_command,
     check_command,
+    av_group,
 ):
     main.add_command(command)

@@ -25,13 +25,53 @@ FOUR_HOURS = timedelta(hours=4)
         ("2026-03-09T19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # read in Rome
         ("2026-03-09 19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),
         ("2026-03-09.19:32:03", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # QueueMetrics
+        ("1773081123000", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # milliseconds
+        ("1773081123000000", datetime(2026, 3, 9, 18, 32, 3, tzinfo=UTC)),  # microseconds
     ],
 )
 def test_every_timestamp_form_gives_the_same_instant(text: str, expected: datetime) -> None:
     assert parse_timestamp(text, ROME) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "2026-03-09.25:00:00", "12"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Integer digits say the unit: up to 11 seconds, 12 to 14 milliseconds, 15 to 17
+        # microseconds; the fraction is kept to the microsecond, without binary rounding.
+        ("1773081123.265", "2026-03-09T18:32:03.265000"),
+        ("1773081123265", "2026-03-09T18:32:03.265000"),
+        ("1773081123265.5", "2026-03-09T18:32:03.265500"),
+        ("1773081123265432", "2026-03-09T18:32:03.265432"),
+        ("100000000", "1973-03-03T09:46:40"),  # 9 digits: the smallest epoch seconds
+        ("99999999999", "5138-11-16T09:46:39"),  # 11 digits: the largest
+        ("100000000000", "1973-03-03T09:46:40"),  # 12 digits: milliseconds
+        ("99999999999999", "5138-11-16T09:46:39.999000"),  # 14 digits
+        ("100000000000000", "1973-03-03T09:46:40"),  # 15 digits: microseconds
+        ("99999999999999999", "5138-11-16T09:46:39.999999"),  # 17 digits
+    ],
+)
+def test_epoch_numbers_are_read_in_the_unit_their_length_says(text: str, expected: str) -> None:
+    moment = parse_timestamp(text, ROME)
+    assert moment.tzinfo is not None
+    assert moment.astimezone(UTC).replace(tzinfo=None).isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2026-13-01",
+        "2026-03-09.25:00:00",
+        "12",
+        "12345678",  # 8 digits: no epoch reading (and not a date)
+        "100000000000000000",  # 18 digits: no unit
+        "1.773081123265e12",
+        "-1773081123",
+        "1773081123265ms",
+        "\uff11\uff17\uff17\uff13\uff10\uff18\uff11\uff11\uff12\uff13",  # full-width digits
+    ],
+)
 def test_malformed_timestamps_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError, match="timestamp"):
         parse_timestamp(text, ROME)
