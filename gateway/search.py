@@ -28,15 +28,16 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError, SiteUnavailable, Unavailable, UsageError
+from gateway.explain import Explanation, SourceTrace
 from gateway.query import (
     DEFAULT_CALLID_SHAPE,
     Query,
@@ -45,7 +46,7 @@ from gateway.query import (
     search_days,
 )
 from gateway.recordings import Recording
-from gateway.source import Found, SiteError, Source
+from gateway.source import Explains, Found, SiteError, Source
 from gateway.via import DEFAULT_PEER_TIMEOUT, via_id
 
 log = logging.getLogger("gateway.search")
@@ -88,6 +89,41 @@ SourceObserver = Callable[[str, float, Exception | None], None]
 """Told of each source searched: its id, the seconds it took, and its error if it failed."""
 
 
+@dataclass(frozen=True)
+class SourceState:
+    """How a source fared in the searches since the start (the status page shows it to the
+    administrator)."""
+
+    searched: datetime | None = None
+    """When a search last asked it (UTC); ``None``: not since the start."""
+    reachable: bool | None = None
+    """Whether that search could use it; ``None``: not searched yet."""
+    last_error: str | None = None
+    """The last error it gave, in words (no secret: the same text as the answers' errors)."""
+    last_error_at: datetime | None = None
+
+
+class SourceStates:
+    """The ``SourceState`` of each source, updated by every search. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, SourceState] = {}
+        self._lock = threading.Lock()
+
+    def get(self, id: str) -> SourceState:
+        with self._lock:
+            return self._states.get(id, SourceState())
+
+    def record(self, id: str, error: str | None) -> None:
+        now = datetime.now(UTC)
+        with self._lock:
+            state = self._states.get(id, SourceState())
+            if error is None:
+                self._states[id] = SourceState(now, True, state.last_error, state.last_error_at)
+            else:
+                self._states[id] = SourceState(now, False, error, now)
+
+
 class Searcher:
     """Searches a list of sources. Thread-safe; ``close`` ends its executors and the sources."""
 
@@ -95,6 +131,8 @@ class Searcher:
         self.sources = list(sources)
         self.settings = settings
         self._by_id = {source.id: source for source in self.sources}
+        self.states = SourceStates()
+        """How each source fared in the searches so far."""
         self._asks = {
             source.id: (DaemonExecutor(WORKERS_PER_SITE), threading.BoundedSemaphore(ASKS_PER_SITE))
             for source in self.sources
@@ -111,29 +149,43 @@ class Searcher:
         *,
         via: Sequence[str] | None = None,
         observe: SourceObserver | None = None,
+        explain: Explanation | None = None,
     ) -> SearchResult:
         """The call's recordings: those of the first source that has any (or of all, with
         ``search_all``), and the sources that failed. ``via`` lists the gateways the search
         passed through, this one last (``X-Gateway-Via``); by default only this one.
+        ``explain`` is filled in with what the search did (see ``gateway.explain``), also
+        when the search raises.
         ``UsageError`` when the call id does not have the shape of one (``callid_shape``)."""
         settings = self.settings
         check_callid_shape(query.callid, settings.callid_shape)
         start = query.start or call_start(query.callid)
         days = search_days(start, settings.timezone, settings.lookback) if start else []
+        if explain is not None:
+            explain.window(query.callid, start, settings.timezone, settings.lookback, days)
         path = list(via) if via is not None else [via_id(settings.site)]
-        deadline = time.monotonic() + settings.peer_timeout
+        began = time.monotonic()
+        deadline = began + settings.peer_timeout
         asked = {
             source.id: self._ask(source, query, days, path, deadline)
             for source in self.sources
             if source.federated
         }
+        answered = _stamp_answers(asked) if explain is not None else {}
         found: list[Recording] = []
         errors: list[SiteError] = []
         failures: list[Exception] = []
         guessed: list[Source] = []  # searched on days read from the call id, and missed
 
         def search_here(source: Source, days: list[date]) -> Found:
-            return _search_here(source, query, days, path, deadline, settings, observe, failures)
+            trace = None
+            if explain is not None:
+                trace = explain.source(source.id, source.label, days, federated=False)
+            outcome, error = _search_here(
+                source, query, days, path, deadline, settings, observe, failures, trace
+            )
+            self.states.record(source.id, error)
+            return outcome
 
         def take(outcome: Found) -> bool:
             """Add a source's answer; whether the search stops there."""
@@ -143,7 +195,11 @@ class Searcher:
 
         for source in self.sources:
             if source.id in asked:
-                outcome = _wait(source, asked[source.id], deadline, settings)
+                outcome, error = _wait(source, asked[source.id], deadline, settings)
+                self.states.record(source.id, error)
+                if explain is not None:
+                    seconds = answered.get(source.id, time.monotonic()) - began
+                    _trace_peer(explain, source, days, outcome, error, seconds)
             else:
                 outcome = search_here(source, days)
                 if query.start is None and not outcome.everywhere and not outcome.errors:
@@ -243,22 +299,35 @@ def _search_here(
     settings: SearchSettings,
     observe: SourceObserver | None,
     failures: list[Exception],
-) -> Found:
-    """Search ``source`` on this thread; its failure becomes an errors entry (and is added
-    to ``failures``)."""
+    trace: SourceTrace | None,
+) -> tuple[Found, str | None]:
+    """Search ``source`` on this thread (explained in ``trace`` when given); its failure
+    becomes an errors entry (and is added to ``failures``). Also answers the failure in
+    words, or ``None``."""
     started = time.monotonic()
     failure: Exception | None = None
+    reason: str | None = None
     try:
-        return source.search(query, days, via=via, deadline=deadline)
-    except UsageError:
+        if trace is not None and isinstance(source, Explains):
+            outcome = source.explain(query, days, trace, via=via, deadline=deadline)
+        else:
+            outcome = source.search(query, days, via=via, deadline=deadline)
+    except UsageError as exc:
+        if trace is not None:
+            trace.error = str(exc)
         raise  # the query is wrong for every source alike: the caller's 400
     except Exception as exc:
         failure = exc
         failures.append(exc)
-        return Found([], [SiteError(source.site or settings.site, _reason(source, exc))])
+        reason = _reason(source, exc)
+        outcome = Found([], [SiteError(source.site or settings.site, reason)])
     finally:
+        seconds = time.monotonic() - started
         if observe is not None:
-            observe(source.id, time.monotonic() - started, failure)
+            observe(source.id, seconds, failure)
+    if trace is not None:
+        trace.seconds, trace.results, trace.error = seconds, len(outcome.recordings), reason
+    return outcome, reason
 
 
 def _failure(failures: Sequence[Exception], message: str) -> GatewayError:
@@ -281,22 +350,54 @@ def _reason(source: Source, exc: Exception) -> str:
     return f"{source.label}: internal error ({type(exc).__name__})"
 
 
+def _stamp_answers(asked: Mapping[str, Future[Found] | None]) -> dict[str, float]:
+    """When each peer's answer arrived, filled in as they arrive (for ``explain``)."""
+    answered: dict[str, float] = {}
+    for id, future in asked.items():
+        if future is not None:
+            future.add_done_callback(functools.partial(_stamp, answered, id))
+    return answered
+
+
+def _stamp(answered: dict[str, float], id: str, _: Future[Found]) -> None:
+    answered.setdefault(id, time.monotonic())
+
+
+def _trace_peer(
+    explain: Explanation,
+    source: Source,
+    days: list[date],
+    outcome: Found,
+    error: str | None,
+    seconds: float,
+) -> None:
+    """What a peer answered, in ``explain``: how many results, in how long, its errors."""
+    trace = explain.source(source.id, source.label, days, federated=True)
+    trace.seconds = seconds
+    trace.results, trace.error = len(outcome.recordings), error
+    trace.peer_errors = [e.error for e in outcome.errors if e.error != error]
+
+
 def _wait(
     source: Source, future: Future[Found] | None, deadline: float, settings: SearchSettings
-) -> Found:
+) -> tuple[Found, str | None]:
+    """The answer of a federated source, and why it could not answer (``None`` if it did)."""
     site, timeout = source.site or settings.site, settings.peer_timeout
     if future is None:
-        return Found([], [SiteError(site, f"still busy with {ASKS_PER_SITE} earlier searches")])
+        reason = f"still busy with {ASKS_PER_SITE} earlier searches"
+        return Found([], [SiteError(site, reason)]), reason
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        return future.result(timeout=max(0.0, deadline - time.monotonic())), None
     except FutureTimeout:
         future.cancel()  # not started yet (the process is shutting down): never start it
-        return Found([], [SiteError(site, f"no answer within {timeout:g}s")])
+        reason = f"no answer within {timeout:g}s"
+        return Found([], [SiteError(site, reason)]), reason
     except SiteUnavailable as exc:
-        return Found([], [SiteError(exc.site, exc.reason)])
+        return Found([], [SiteError(exc.site, exc.reason)]), exc.reason
     except Exception as exc:  # a bug must not fail the other sites' answer
         log.error("search of %s failed", source.label, exc_info=exc)
-        return Found([], [SiteError(site, f"internal error: {type(exc).__name__}")])
+        reason = f"internal error: {type(exc).__name__}"
+        return Found([], [SiteError(site, reason)]), reason
 
 
 def search(sources: Sequence[Source], query: Query, settings: SearchSettings) -> list[Recording]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.explain import Explanation
 from gateway.links import Link, LinkMaker
 from gateway.query import Query
 from gateway.recordings import Recording
@@ -49,12 +50,19 @@ class SearchService:
         return self.auth.authorize(credential, tenant)
 
     def search(
-        self, access: Access, query: Query, *, base: str, via: Sequence[str] | None = None
+        self,
+        access: Access,
+        query: Query,
+        *,
+        base: str,
+        via: Sequence[str] | None = None,
+        explain: Explanation | None = None,
     ) -> Answer:
         """Run ``query`` as ``access`` may (a tenant only ever searches its own folders) and
-        sign links below ``base`` for what it finds."""
+        sign links below ``base`` for what it finds; ``explain`` is filled in with what the
+        search did (``Searcher.find``)."""
         query = access.restrict(query)
-        result = self.searcher.find(query, via=via, observe=self._observe)
+        result = self.searcher.find(query, via=via, observe=self._observe, explain=explain)
         tenant = access.link_tenant(query, self.auth.tenants is not None)
         links = self.links.links(base, query.callid, result.recordings, tenant, self._duration)
         return Answer(query, links, result.errors)

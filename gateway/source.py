@@ -17,6 +17,7 @@ A source:
   another form its module defines (a file at another gateway: ``gateway.remote.PeerFile``,
   which downloads relay or redirect to; other forms serve ``gateway get`` only);
 - MUST be safe to call from several threads at once.
+- MAY say what a search did, folder by folder (``Explains``: ``gateway search --explain``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from gateway.explain import SourceTrace
 from gateway.query import Query
 from gateway.recordings import Recording
 from gateway.storage import ByteStream, Entry, LocalFile, Presigner, Store
@@ -153,4 +155,27 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release connections; the source is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class Explains(Protocol):
+    """Optional capability of a source: a search that says what it did (``--explain``).
+
+    A source without it is explained by the searcher alone: how long it took and how many
+    recordings it answered."""
+
+    def explain(
+        self,
+        query: Query,
+        days: Sequence[date],
+        trace: SourceTrace,
+        *,
+        via: Sequence[str],
+        deadline: float,
+    ) -> Found:
+        """``search``, recording in ``trace`` the folders listed (``SourceTrace.folder``),
+        how long each took, and their near misses. It MUST answer what ``search`` answers,
+        and list only the folders ``search`` lists, but for a bounded few next to them (the
+        neighbouring days) when nothing was found."""
         ...

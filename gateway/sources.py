@@ -15,12 +15,13 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import cachetools
 
 from gateway.audioinfo import probe_duration
 from gateway.errors import Forbidden, GatewayError, NotFound, UsageError
+from gateway.explain import SourceTrace
 from gateway.layout import WILDCARD, Layout, Scan, tenant_keys
 from gateway.placeholders import PathPattern, has_placeholders
 from gateway.plugins import Plugins
@@ -78,22 +79,76 @@ class StoreSource:
         """Every audio file of the call in this source, sorted by key. A file its link could
         not serve (``refusal``) is left out, with one line in the log."""
         scans = self.layout.scans(query, days)
+        return self._search(query, days, scans, None)
+
+    def explain(
+        self,
+        query: Query,
+        days: Sequence[date],
+        trace: SourceTrace,
+        *,
+        via: Sequence[str] = (),
+        deadline: float = 0,
+    ) -> Found:
+        """``search``, recording in ``trace`` every folder listed and its near misses. When
+        nothing is found and the days narrowed the search, the folders of the day before and
+        the day after the window are listed too (for the explanation only: the call's file
+        there is a near miss, not an answer), so a wrong time zone or look-back shows."""
+        scans = self.layout.scans(query, days)
+        found = self._search(query, days, scans, trace)
+        if days and not found.recordings and self._narrows(query, scans):
+            beside = [min(days) - timedelta(days=1), max(days) + timedelta(days=1)]
+            window = {scan.prefix for scan in scans}
+            extra = [s for s in self.layout.scans(query, beside) if s.prefix not in window]
+            self._search(query, beside, extra, trace, outside=True)
+        return found
+
+    def _search(
+        self,
+        query: Query,
+        days: Sequence[date],
+        scans: Sequence[Scan],
+        trace: SourceTrace | None,
+        *,
+        outside: bool = False,
+    ) -> Found:
+        """List ``scans``; with ``trace``, record each listing there (``outside``: the
+        matches are near misses, not answers)."""
         self.check()
         matches = CallMatcher(query.callid)
         allowed = None if query.tenant is None else tenant_keys(self.layout, query.tenant)
         found: dict[str, Recording] = {}
         for scan in scans:
             for folder in self.expand(scan.prefix):
+                seen = (
+                    None if trace is None else trace.folder(folder, scan.recursive, outside=outside)
+                )
                 try:
-                    listing = self.store.list(folder, recursive=scan.recursive, match=matches)
+                    listing = self.store.list(
+                        folder,
+                        recursive=scan.recursive,
+                        match=matches if seen is None else seen.filter(matches),
+                    )
                     for entry in listing:
-                        if entry.is_dir or not matches(entry.name):
+                        if entry.is_dir:
+                            continue
+                        if not matches(entry.name):
+                            if seen is not None:
+                                seen.near(entry)
                             continue
                         if scan.keys is not None and not scan.keys.fullmatch(entry.key):
+                            if seen is not None:
+                                seen.near(entry, "the call's file, where the layout files no call")
                             continue
                         refused = refusal(entry, allowed)
                         if refused is not None:  # one line per search that meets it
                             log.warning("%s: not listed: %s", self.label, refused)
+                            if seen is not None:
+                                seen.near(entry, f"the call's file, not served: {refused}")
+                            continue
+                        if outside:
+                            assert seen is not None
+                            seen.near(entry, "the call's file, outside the search window")
                             continue
                         found[entry.key] = Recording.from_entry(self.id, entry)
                         if len(found) > MAX_FILES_PER_CALL:
@@ -102,7 +157,16 @@ class StoreSource:
                                 f"{query.callid!r}: it does not name one call"
                             )
                 except NotFound:
+                    if seen is not None:
+                        seen.missing = True
                     continue  # a day folder that does not exist holds no recordings
+                except GatewayError as exc:
+                    if seen is not None:
+                        seen.error = str(exc)
+                    raise
+                finally:
+                    if seen is not None:
+                        seen.done()
         everywhere = not found and (not days or not self._narrows(query, scans))
         return Found([found[k] for k in sorted(found)], everywhere=everywhere)
 

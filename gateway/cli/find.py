@@ -9,27 +9,43 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli.options import call_options, make_query, source_options, with_sources
-from gateway.cli.output import fail
+from gateway.cli.output import fail, terminal_safe
 from gateway.configuration import Configured
 from gateway.errors import NotFound, UsageError
+from gateway.explain import Explanation
 from gateway.recordings import Recording
 from gateway.source import SiteError, StoredFile
 from gateway.storage import ByteStream
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 
 @click.command("search")
 @source_options
 @call_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the files.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also say on stderr what each source listed, how long it took, and near misses.",
+)
 @with_sources
-def search_command(configured: Configured, as_json: bool, **params: Any) -> None:
+def search_command(configured: Configured, as_json: bool, explain: bool, **params: Any) -> None:
     """Find the recordings of a call."""
-    result = configured.searcher.find(make_query(params, configured))
+    query = make_query(params, configured)
+    explanation = Explanation() if explain else None
+    try:
+        result = configured.searcher.find(query, explain=explanation)
+    finally:
+        if explanation is not None:  # a search that failed is explained too
+            for line in explanation.lines():
+                click.echo(terminal_safe(line), err=True)
     recordings = result.recordings
     if as_json:
         click.echo(json.dumps([r.to_json() for r in recordings], indent=2))
@@ -92,7 +108,7 @@ def get_command(configured: Configured, key: str | None, output: str, **params: 
     else:
         destinations = [target]
     for recording, destination in zip(found, destinations, strict=True):
-        _write(functools.partial(_open, configured, recording), destination)
+        _write(functools.partial(_open, configured, recording), destination, recording.size)
         click.echo(f"{destination}\t{recording.size}")
 
 
@@ -106,6 +122,8 @@ def _open(configured: Configured, recording: Recording) -> ByteStream:
 def _stat_key(configured: Configured, key: str) -> Recording:
     """The file at ``key`` in the first source that has it (``--key``)."""
     for source in configured.sources:
+        if source.federated:
+            continue  # a file at another site is only found by searching
         source.check()
         try:
             delivery = source.file(key, tenant=None)
@@ -120,8 +138,9 @@ def _stat_key(configured: Configured, key: str) -> Recording:
     raise NotFound(f"no source has the key {key!r}")
 
 
-def _write(open_stream: Callable[[], ByteStream], destination: Path) -> None:
-    """Write atomically: a partial download never takes the place of a good file."""
+def _write(open_stream: Callable[[], ByteStream], destination: Path, size: int) -> None:
+    """Write atomically: a partial download never takes the place of a good file. A file of
+    ``PROGRESS_FROM`` bytes or more shows its progress on stderr when stderr is a terminal."""
     import tempfile  # only ``get`` writes files: ``search`` starts without it
 
     tmp: str | None = None
@@ -129,9 +148,10 @@ def _write(open_stream: Callable[[], ByteStream], destination: Path) -> None:
     stream = open_stream()
     try:
         fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, progress(size, destination.name) as bar:
             for chunk in stream:
                 out.write(chunk)
+                bar.update(len(chunk))
         os.replace(tmp, destination)
     except BaseException:
         if tmp is not None:
@@ -139,6 +159,19 @@ def _write(open_stream: Callable[[], ByteStream], destination: Path) -> None:
         raise
     finally:
         stream.close()
+
+
+PROGRESS_FROM = 1024 * 1024
+"""Files smaller than this are written without a progress bar."""
+
+
+def progress(size: int, name: str) -> ProgressBar[int]:
+    """A progress bar of ``size`` bytes on stderr, hidden unless stderr is a terminal and the
+    file is large (``PROGRESS_FROM``): a pipe or a log never gets it."""
+    hidden = size < PROGRESS_FROM or not sys.stderr.isatty()
+    return click.progressbar(
+        length=size, label=name, file=sys.stderr, hidden=hidden, show_eta=True, show_pos=False
+    )
 
 
 def _distinct_names(recordings: Sequence[Recording]) -> list[str]:

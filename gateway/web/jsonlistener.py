@@ -69,8 +69,10 @@ def _json_fields(text: str) -> dict[str, str]:
     for name, value in data.items():
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise UsageError(f"the field {name!r} must be a string or a number")
+        if isinstance(value, bool):  # "explain": true
+            value = int(value)
+        if not isinstance(value, str | int | float):
+            raise UsageError(f"the field {name!r} must be a string, a number or a boolean")
         if not _is_text(name) or not _is_text(str(value)):
             # json decodes "\ud800" to a lone surrogate, which no UTF-8 text can hold
             raise UsageError("the JSON body holds an escaped lone surrogate: it is not text")

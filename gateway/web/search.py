@@ -1,5 +1,11 @@
 """``GET``/``POST /search/``: the QueueMetrics JsonListener endpoint (an adapter: it reads the
-request, runs ``gateway.service.SearchService`` and writes the answer)."""
+request, runs ``gateway.service.SearchService`` and writes the answer).
+
+``explain=1`` (the administrator's token only: a tenant's secret gets ``403``, as the
+explanation names other tenants' folders and files) adds an ``explain`` member to the answer,
+an error answer included: what each source listed, how long it took, and near misses (see
+``gateway.explain``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,15 @@ import re
 
 import falcon
 
-from gateway.errors import RequestTooLarge, UsageError
+from gateway.errors import Forbidden, GatewayError, RequestTooLarge, UsageError
+from gateway.explain import Explanation
 from gateway.service import SearchService
 from gateway.tenants import Access
 from gateway.web import jsonlistener
 from gateway.web.accesslog import DETAILS
 from gateway.web.config import MAX_BODY, WebConfig
 from gateway.web.credentials import credential_of
+from gateway.web.errors import handle_gateway_error
 from gateway.web.federation import via_of
 
 _MAX_AUDITED = 100
@@ -36,17 +44,46 @@ class SearchResource:
         query = access.restrict(jsonlistener.to_query(fields, self._config.settings.timezone))
         details = req.env[DETAILS]
         details.update(callid=query.callid, tenant=query.tenant)
-        answer = self._service.search(
-            access,
-            query,
-            base=public_base(req, self._config.public_url),
-            via=via_of(req, self._config.settings.site),
-        )
+        explanation = None
+        if wants_explanation(jsonlistener.first(fields, ("explain",))):
+            if not access.admin:
+                raise Forbidden("explain=1 needs the administrator's token")
+            explanation = Explanation()
+        try:
+            answer = self._service.search(
+                access,
+                query,
+                base=public_base(req, self._config.public_url),
+                via=via_of(req, self._config.settings.site),
+                explain=explanation,
+            )
+        except GatewayError as exc:
+            if explanation is None:
+                raise
+            handle_gateway_error(req, resp, exc, {})  # the error answer, explained
+            resp.media = {**resp.media, "explain": explanation.to_json()}
+            return
         details["results"] = len(answer.links)
         resp.media = jsonlistener.answer(answer.query.callid, answer.links, answer.errors)
+        if explanation is not None:
+            resp.media["explain"] = explanation.to_json()
         resp.set_header("Cache-Control", "no-store")
 
     on_post = on_get
+
+
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def wants_explanation(value: str | None) -> bool:
+    """Whether the ``explain`` field asks for an explanation (``UsageError`` for a value that
+    is neither yes nor no)."""
+    text = (value or "").strip().lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise UsageError("explain must be 1 or 0")
 
 
 def authorize(
