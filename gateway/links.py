@@ -3,10 +3,16 @@
 The same for every protocol (JSON, XML-RPC): one link per recording, below the gateway's
 public URL, showing a neutral name. A file found at another gateway keeps that site's own link
 (the browser downloads from the site), unless this gateway proxies its peers.
+
+A link lives ``--link-ttl`` seconds plus the recording's duration when it is known (``lifetime``,
+the duration counted up to ``MAX_LISTENING``): a player fetches ranges as it plays and seeks,
+so the link must last for the whole listening of a long call, not only for the opening of the
+page, while a short call's link stays short.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +47,19 @@ def neutral_name(callid: str, recording: Recording, number: int, total: int) -> 
 Durations = Callable[[Recording], float | None]
 """Tells a recording's duration (through its source), or ``None``."""
 
+MAX_LISTENING = 4 * 3600
+"""The most seconds of a recording's duration added to the life of its link: a header that
+claims a longer recording (or a peer that says so) never makes a longer-lived credential."""
+
+
+def lifetime(ttl: int, duration: float | None) -> int:
+    """Seconds a link to a recording of ``duration`` seconds stays valid: ``ttl`` to start
+    playing it, plus the time to listen to it whole (at most ``MAX_LISTENING``); ``ttl`` alone
+    when the duration is unknown."""
+    if duration is None or not math.isfinite(duration) or duration <= 0:
+        return ttl
+    return ttl + min(math.ceil(duration), MAX_LISTENING)
+
 
 @dataclass(frozen=True)
 class LinkMaker:
@@ -61,19 +80,26 @@ class LinkMaker:
         tenant: str | None,
         duration: Durations,
     ) -> list[Link]:
-        """One link per recording below ``base`` (bound to ``tenant`` when given)."""
+        """One link per recording below ``base`` (bound to ``tenant`` when given), valid for
+        ``lifetime(ttl, its duration)``; a peer's file relayed expires with the peer's link at
+        the latest."""
         links = []
         for number, recording in enumerate(recordings, 1):
             away = recording.elsewhere
             if away is not None and not self.proxy_peers:
                 links.append(Link(recording, away.url, away.expires, recording.duration, away.site))
                 continue
+            seconds = duration(recording)
             name = neutral_name(callid, recording, number, len(recordings))
             signed, target = self.signer.sign(
-                recording.source, recording.key, self.ttl, tenant=tenant, name=name
+                recording.source,
+                recording.key,
+                lifetime(self.ttl, seconds),
+                tenant=tenant,
+                name=name,
             )
             url = f"{base}/files/{signed}/{quote(name, safe='')}"
             expires = target.expires_at if away is None else min(target.expires_at, away.expires)
             site = self.site if away is None else away.site
-            links.append(Link(recording, url, expires, duration(recording), site))
+            links.append(Link(recording, url, expires, seconds, site))
         return links

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,7 +199,43 @@ class RemoteSource:
         return f"site {self.site} at {self.peer.base}"
 
     def check(self) -> None:
-        """Nothing to check ahead: a peer that is down shows up as an error of each search."""
+        """Ask the peer's ``/healthz`` (without the token): ``PeerError`` when it cannot be
+        reached or does not answer ``200`` within ``timeout`` seconds in all, name lookup
+        included (the probe runs on a thread of its own, left behind if it hangs). Searches
+        never depend on it: a peer down now is an error entry of each search until it is back."""
+        outcome: list[PeerError | None] = []
+        probe = threading.Thread(
+            target=lambda: outcome.append(self._probe()), name="gateway-peer-check", daemon=True
+        )
+        probe.start()
+        probe.join(self.timeout)
+        if not outcome:
+            raise PeerError(self.site, f"no answer within {self.timeout:g}s")
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _probe(self) -> PeerError | None:
+        try:
+            resp = self._pool.request(
+                "GET",
+                f"{self.peer.base}/healthz",
+                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+                timeout=urllib3.Timeout(total=self.timeout),
+                preload_content=False,
+                redirect=False,
+                retries=False,
+            )
+            data = b"" if resp.status == 200 else resp.read(4096, decode_content=False)
+            resp.close()
+        except urllib3.exceptions.NewConnectionError as exc:  # (a ConnectTimeoutError too)
+            return PeerError(self.site, f"cannot be reached ({_reason(exc)})")
+        except urllib3.exceptions.TimeoutError:
+            return PeerError(self.site, f"no answer within {self.timeout:g}s")
+        except urllib3.exceptions.HTTPError as exc:
+            return PeerError(self.site, f"cannot be reached ({_reason(exc)})")
+        return (
+            None if resp.status == 200 else PeerError(self.site, _status_reason(resp.status, data))
+        )
 
     def file(self, key: str, *, tenant: str | None) -> PeerFile:
         return PeerFile(self, key)

@@ -34,6 +34,9 @@ from gateway.web.streams import ChunkStream, FileRange
 
 log = logging.getLogger("gateway")
 
+MAX_PRESIGNED = 7 * 24 * 3600
+"""The longest a store's own URL may be signed for (S3's limit, SigV4)."""
+
 
 class FileResource:
     def __init__(self, config: WebConfig) -> None:
@@ -121,10 +124,11 @@ class FileResource:
             self._stream(resp, delivery, part)
 
     def _redirect(self, resp: falcon.Response, delivery: StoredFile, target: LinkTarget) -> bool:
-        """302 to the store's own URL, valid no longer than the link (the store serves ranges
-        itself; the browser follows the redirect for each range it asks). False when the
-        store has no such URL."""
-        life = max(1, min(self._config.link_ttl, target.expires - self._config.signer.now()))
+        """302 to the store's own URL, valid as long as the link and no longer (the store
+        serves ranges itself; a player may keep asking the URL it was redirected to for the
+        rest of a long call, ``gateway.links.lifetime``). False when the store has no such
+        URL."""
+        life = max(1, min(MAX_PRESIGNED, target.expires - self._config.signer.now()))
         url = delivery.presigned_url(life)
         if url is None:
             return False

@@ -5,8 +5,9 @@ that cannot reach the site: the request's ``Range`` and validators (``If-Range``
 ``If-None-Match``, ``If-Modified-Since``) are forwarded to the site's own link, the site's
 status and content headers come back, and the body is relayed chunk by chunk from a generator
 on the worker thread (never buffered, never handed to the file wrapper). Redirects from the
-site are not followed. Without ``--proxy-peers`` such a link (which only endpoints that always
-sign, such as XML-RPC, hand out) answers ``307`` to the site's own link.
+site are not followed. Without ``--proxy-peers`` such a link (signed while it was on, by this
+key) answers ``307`` to the site's own link. Caches keep a relayed file no longer than
+``--link-ttl`` nor than the link lives (``gateway.links.lifetime``), as for local files.
 """
 
 from __future__ import annotations

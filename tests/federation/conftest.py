@@ -191,6 +191,10 @@ class HostilePeer:
     def __init__(self, respond: Responder) -> None:
         outer = self
         self.requests: list[dict[str, str]] = []
+        """The headers of each search (POST)."""
+        self.probes: list[dict[str, str]] = []
+        """The path and headers of each GET: a hub's probe of ``/healthz`` at its start, and
+        downloads it relays."""
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -199,7 +203,9 @@ class HostilePeer:
                 outer.requests.append(dict(self.headers.items()))
                 respond(self)
 
-            do_GET = do_POST
+            def do_GET(self) -> None:
+                outer.probes.append({"path": self.path, **dict(self.headers.items())})
+                respond(self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

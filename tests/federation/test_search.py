@@ -214,7 +214,7 @@ def test_redirects_from_a_peer_are_not_followed(
     assert answer["errors"] == [
         {"site": "redir", "error": "answered with a redirect (HTTP 307), which is not followed"}
     ]
-    assert len(redirector.requests) == 1
+    assert len(redirector.requests) == 1  # one search (the probe at start is a GET)
 
 
 def test_peer_errors_pass_their_message(
@@ -252,7 +252,9 @@ def test_a_proxied_peer_cannot_make_the_hub_serve_a_page(
     fetched: list[str] = []
 
     def respond(handler: BaseHTTPRequestHandler) -> None:
-        if handler.path.startswith("/search"):
+        if handler.path == "/healthz":  # the hub's probe at its start
+            send(handler, 200, b'{"status": "OK"}', Content_Type="application/json")
+        elif handler.path.startswith("/search"):
             real = requests.post(
                 f"{sites.url('b')}/search/",
                 data={"token": SITE_TOKENS["b"], "callid": ONLY_B.callid,
