@@ -149,8 +149,12 @@ class Hub:
         return requests.post(f"{self.url}/search/", data=fields, timeout=60)
 
 
+StartHub = Callable[..., Hub]
+"""The ``start_hub`` fixture's type."""
+
+
 @pytest.fixture
-def start_hub(sites: Sites, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
+def start_hub(sites: Sites, tmp_path: Path) -> Iterator[StartHub]:
     """Start a hub gateway: local archive ``a`` (unless ``path`` says otherwise) and peers."""
     started: list[Gateway] = []
 
@@ -234,8 +238,12 @@ def json_answer(files: list[dict[str, Any]], **extra: Any) -> bytes:
     return json.dumps({"status": "OK", "callid": "x", "files": files, **extra}).encode()
 
 
+MakeHostile = Callable[[Responder], "HostilePeer"]
+"""The ``hostile`` fixture's type."""
+
+
 @pytest.fixture
-def hostile() -> Iterator[Callable[[Responder], HostilePeer]]:
+def hostile() -> Iterator[MakeHostile]:
     made: list[HostilePeer] = []
 
     def make(respond: Responder) -> HostilePeer:

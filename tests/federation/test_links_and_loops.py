@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -17,8 +16,8 @@ from tests.federation.conftest import (
     ONLY_B,
     ONLY_C,
     SITE_TOKENS,
-    Hub,
     Sites,
+    StartHub,
     audio,
     file_name,
     peer,
@@ -26,8 +25,6 @@ from tests.federation.conftest import (
     site_args,
 )
 from tests.web.conftest import Gateway
-
-StartHub = Callable[..., Hub]
 
 
 def test_proxy_mode_streams_ranges_through_the_hub(sites: Sites, start_hub: StartHub) -> None:

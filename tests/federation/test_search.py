@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -19,10 +18,10 @@ from tests.federation.conftest import (
     ONLY_B,
     ONLY_C,
     SITE_TOKENS,
-    HostilePeer,
-    Hub,
+    MakeHostile,
     SilentPeer,
     Sites,
+    StartHub,
     audio,
     closed_port_url,
     file_name,
@@ -30,9 +29,6 @@ from tests.federation.conftest import (
     peer,
     send,
 )
-
-StartHub = Callable[..., Hub]
-MakeHostile = Callable[[Callable[[BaseHTTPRequestHandler], None]], HostilePeer]
 
 
 def sites_of(answer: dict[str, Any]) -> list[str | None]:

@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from subprocess import PIPE
 
@@ -17,10 +15,11 @@ from tests.federation.conftest import (
     ON_A_AND_B,
     ONLY_B,
     SITE_TOKENS,
-    HostilePeer,
     Hub,
+    MakeHostile,
     SilentPeer,
     Sites,
+    StartHub,
     closed_port_url,
     json_answer,
     peer,
@@ -28,8 +27,6 @@ from tests.federation.conftest import (
     site_args,
 )
 
-StartHub = Callable[..., Hub]
-MakeHostile = Callable[[Callable[[BaseHTTPRequestHandler], None]], HostilePeer]
 DOWN_TOKEN = "token-of-the-down-site-7f3e"
 
 

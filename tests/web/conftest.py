@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -43,6 +44,16 @@ class Archive:
 def make_archive(root: Path) -> Archive:
     calls = write_demo(root, end=date(2026, 3, 9), days=3, tz=ZoneInfo(TZ))
     return Archive(root, [Call(c.callid, c.start.isoformat(), list(c.files)) for c in calls])
+
+
+def with_big_file(root: Path, words: int) -> tuple[Archive, bytes]:
+    """A demo archive whose first one-file call is made big: after its WAV header, ``words``
+    4-byte words each holding their own index (a byte from the wrong offset shows)."""
+    archive = make_archive(root)
+    path = archive.root / archive.call_with(1).files[0]
+    content = path.read_bytes()[:44] + array("I", range(words)).tobytes()
+    path.write_bytes(content)
+    return archive, content
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from array import array
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.web.conftest import Archive, make_archive
+from tests.web.conftest import Archive, with_big_file
 
 # not a multiple of any buffer size, and far more than a loopback socket holds (4 MiB)
 WORDS = 6 * 1024 * 1024 + 3
@@ -23,12 +22,7 @@ WORDS = 6 * 1024 * 1024 + 3
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Archive, bytes]:
-    archive = make_archive(tmp_path_factory.mktemp("big"))
-    path = archive.root / archive.call_with(1).files[0]
-    # after the WAV header, each 4 bytes hold their own index: a byte from the wrong offset shows
-    content = path.read_bytes()[:44] + array("I", range(WORDS)).tobytes()
-    path.write_bytes(content)
-    return archive, content
+    return with_big_file(tmp_path_factory.mktemp("big"), WORDS)
 
 
 def test_whole_file_and_ranges_and_the_audit_count(

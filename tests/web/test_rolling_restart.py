@@ -16,7 +16,6 @@ import signal
 import socket
 import threading
 import time
-from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,9 +32,9 @@ from tests.web.conftest import (
     Caddy,
     Gateway,
     caddy_missing,
-    make_archive,
     serve_args,
     upstream_of,
+    with_big_file,
 )
 
 WORDS = 6 * 1024 * 1024  # 24 MiB: far more than loopback sockets hold
@@ -43,11 +42,7 @@ WORDS = 6 * 1024 * 1024  # 24 MiB: far more than loopback sockets hold
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Archive, bytes]:
-    archive = make_archive(tmp_path_factory.mktemp("big"))
-    path = archive.root / archive.call_with(1).files[0]
-    content = path.read_bytes()[:44] + array("I", range(WORDS)).tobytes()
-    path.write_bytes(content)
-    return archive, content
+    return with_big_file(tmp_path_factory.mktemp("big"), WORDS)
 
 
 def _line(gw: Gateway, timeout: float = 10) -> str:
