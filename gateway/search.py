@@ -171,7 +171,7 @@ class Searcher:
             for source in self.sources
             if source.federated
         }
-        answered = _stamp_answers(asked) if explain is not None else {}
+        answered = _stamp_answers(asked)
         found: list[Recording] = []
         errors: list[SiteError] = []
         failures: list[Exception] = []
@@ -196,9 +196,13 @@ class Searcher:
         for source in self.sources:
             if source.id in asked:
                 outcome, error = _wait(source, asked[source.id], deadline, settings)
+                seconds = answered.get(source.id, time.monotonic()) - began
                 self.states.record(source.id, error)
+                if observe is not None:
+                    observe(
+                        source.id, seconds, SiteUnavailable(source.label, error) if error else None
+                    )
                 if explain is not None:
-                    seconds = answered.get(source.id, time.monotonic()) - began
                     _trace_peer(explain, source, days, outcome, error, seconds)
             else:
                 outcome = search_here(source, days)
@@ -351,7 +355,7 @@ def _reason(source: Source, exc: Exception) -> str:
 
 
 def _stamp_answers(asked: Mapping[str, Future[Found] | None]) -> dict[str, float]:
-    """When each peer's answer arrived, filled in as they arrive (for ``explain``)."""
+    """When each peer's answer arrived, filled in as they arrive."""
     answered: dict[str, float] = {}
     for id, future in asked.items():
         if future is not None:
