@@ -16,6 +16,7 @@ import falcon
 from gateway.errors import Forbidden, GatewayError, RequestTooLarge, UsageError
 from gateway.explain import Explanation
 from gateway.service import SearchService
+from gateway.sourceurl import FALSE, TRUE
 from gateway.tenants import Access
 from gateway.web import jsonlistener
 from gateway.web.accesslog import DETAILS
@@ -72,16 +73,13 @@ class SearchResource:
     on_post = on_get
 
 
-_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-
-
 def wants_explanation(value: str | None) -> bool:
     """Whether the ``explain`` field asks for an explanation (``UsageError`` for a value that
     is neither yes nor no)."""
     text = (value or "").strip().lower()
-    if text in _YES:
+    if text in TRUE:
         return True
-    if text in _NO:
+    if not text or text in FALSE:
         return False
     raise UsageError("explain must be 1 or 0")
 

@@ -21,6 +21,7 @@ from gateway import __version__
 from gateway.search import SourceState
 from gateway.web.config import WebConfig
 from gateway.web.credentials import credential_of
+from gateway.web.search import authorize
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Recording gateway</title>
@@ -88,11 +89,7 @@ class StatusPage:
         credential = credential_of(req.get_header("Authorization"), {}, names=())
         if credential is None:
             return False
-        service = self._config.service
-        access = self._config.throttle.authenticate(
-            req, None, lambda: service.authorize(credential, None)
-        )
-        return access.admin
+        return authorize(req, self._config, credential, None).admin
 
     def _sources(self) -> str:
         searcher = self._config.service.searcher
