@@ -1,6 +1,9 @@
-"""A small, realistic demo archive: FreePBX layout, 16-bit PCM WAV, several days of calls.
+"""A small, realistic demo archive: 16-bit PCM WAV, several days of calls, filed the way
+FreePBX (``YYYY/MM/DD/<name>-<EPOCH.SEQ>.wav``) or FusionPBX
+(``<domain>/archive/YYYY/Mon/DD/<uuid>.wav``, two domains) files them.
 
-Deterministic for a given end day and time zone, so tests and the README can name its calls.
+Deterministic for a given layout, end day, number of days and time zone, so tests and the
+README can name its calls.
 """
 
 from __future__ import annotations
@@ -9,13 +12,20 @@ import io
 import math
 import os
 import random
+import uuid
 import wave
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
+from gateway.placeholders import MONTHS
+
 SAMPLE_RATE = 8000
+DemoLayout = Literal["freepbx", "fusionpbx"]
+FUSION_DOMAINS = ("pbx1.example.com", "pbx2.example.com")
+"""The FusionPBX demo's tenants: each domain files its calls below its own folder."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,8 @@ class DemoCall:
     start: datetime
     files: tuple[str, ...]
     """Keys of the call's recordings, relative to the archive root."""
+    tenant: str | None = None
+    """The FusionPBX domain the call belongs to (``--tenant``); ``None`` in a FreePBX archive."""
 
 
 def tone(seconds: float, frequency: float) -> bytes:
@@ -46,8 +58,20 @@ def tone(seconds: float, frequency: float) -> bytes:
 EMPTY_WAV = tone(0, 440)  # a 44-byte header and no audio: a call where nothing was recorded
 
 
-def write_demo(root: Path, *, end: date, days: int = 3, tz: ZoneInfo) -> list[DemoCall]:
-    """Write the archive below ``root`` and return its calls."""
+def write_demo(
+    root: Path, *, end: date, days: int = 3, tz: ZoneInfo, layout: DemoLayout = "freepbx"
+) -> list[DemoCall]:
+    """Write the archive below ``root`` in ``layout`` and return its calls, oldest first.
+
+    Each recording's mtime is the call's start. The last day ends with a call at 23:57-23:58,
+    found from a timestamp after midnight only with the look-back."""
+    if layout == "fusionpbx":
+        return _write_fusionpbx(root, end=end, days=days, tz=tz)
+    return _write_freepbx(root, end=end, days=days, tz=tz)
+
+
+def _write_freepbx(root: Path, *, end: date, days: int, tz: ZoneInfo) -> list[DemoCall]:
+    """Four calls a day (queue, in/out legs, transferred, empty), Asterisk ``EPOCH.SEQ`` ids."""
     rng = random.Random(f"{end.isoformat()}-{days}")
     calls: list[DemoCall] = []
     seq = 100
@@ -81,4 +105,36 @@ def write_demo(root: Path, *, end: date, days: int = 3, tz: ZoneInfo) -> list[De
                 os.utime(path, (start.timestamp(), start.timestamp()))
                 keys.append(f"{folder}/{name}")
             calls.append(DemoCall(callid, start, tuple(keys)))
+    return calls
+
+
+def _write_fusionpbx(root: Path, *, end: date, days: int, tz: ZoneInfo) -> list[DemoCall]:
+    """Calls of two domains, as FusionPBX's ``record_path``/``record_name`` file them:
+    ``<domain>/archive/%Y/%b/%d/<uuid>.wav``, one file per call (FreeSWITCH's record_session
+    appends a transferred call to the same file). Call ids are random UUIDs from a generator
+    seeded by the end day and the number of days."""
+    rng = random.Random(f"fusionpbx-{end.isoformat()}-{days}")
+    pbx1, pbx2 = FUSION_DOMAINS
+    calls: list[DemoCall] = []
+    for offset in range(days - 1, -1, -1):
+        day = end - timedelta(days=offset)
+        moments = [
+            (time(9, 5), pbx1),
+            (time(10, 30, 40), pbx2),
+            (time(12, 40, 20), pbx1),
+            (time(15, 10, 15), pbx2),
+            (time(17, 20, 5), pbx1),
+        ]
+        if offset == 0:
+            moments.append((time(23, 57, 30), pbx2))  # near midnight: needs the look-back
+        for n, (moment, domain) in enumerate(moments):
+            start = datetime.combine(day, moment, tz)
+            callid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            folder = f"{domain}/archive/{start.year:04d}/{MONTHS[start.month - 1]}/{start.day:02d}"
+            path = root / folder / f"{callid}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # one call a day was missed: its recording is only a WAV header
+            path.write_bytes(EMPTY_WAV if n == 3 else tone(5 + n, 392 + 49 * n))
+            os.utime(path, (start.timestamp(), start.timestamp()))
+            calls.append(DemoCall(callid, start, (f"{folder}/{path.name}",), domain))
     return calls
