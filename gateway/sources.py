@@ -28,7 +28,13 @@ from gateway.plugins import Plugins
 from gateway.query import Query
 from gateway.recordings import CallMatcher, Recording
 from gateway.source import Found, Source, StoredFile
-from gateway.sourceurl import SourceURL, options_for, redact_url, split_scheme
+from gateway.sourceurl import (
+    SourceURL,
+    options_for,
+    redact_url,
+    split_scheme,
+    without_password,
+)
 from gateway.storage import Entry, Store, check_key, join_key
 from gateway.via import DEFAULT_PEER_TIMEOUT, SCHEMES
 
@@ -285,7 +291,7 @@ def source_id(scheme: str, location: str) -> str:
     """A source's id: its ``--path`` item with the scheme spelled out, without password and
     options, a local folder made absolute (the same on every instance, and after restarts)."""
     location = SourceURL.parse(f"{scheme}:{location}").location  # without the query
-    location = redact_url(f"{scheme}:{location}").partition(":")[2].replace(":***@", "@")
+    location = without_password(f"{scheme}:{location}").partition(":")[2]
     if scheme == "file" and not location.startswith("//"):
         location = os.path.normpath(os.path.abspath(location))
     return f"{scheme}:{location}"

@@ -86,6 +86,12 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}" + _NESTED_PASSWORD.sub(r"\1***@", rest)
 
 
+def without_password(url: str) -> str:
+    """``url`` with its user part's password left out (``smb://rec:pw@nas/x`` gives
+    ``smb://rec@nas/x``), as ``redact_url`` finds it."""
+    return redact_url(url).replace(":***@", "@", 1)
+
+
 def parse_flag(value: str, name: str) -> bool:
     """``1/0``, ``true/false``, ``yes/no``, ``on/off`` (any case); ``ConfigError`` otherwise."""
     lowered = value.strip().lower()
