@@ -88,8 +88,15 @@ def redact_url(url: str) -> str:
 
 def without_password(url: str) -> str:
     """``url`` with its user part's password left out (``smb://rec:pw@nas/x`` gives
-    ``smb://rec@nas/x``), as ``redact_url`` finds it."""
-    return redact_url(url).replace(":***@", "@", 1)
+    ``smb://rec@nas/x``); the user part ends where ``SourceURL.parse`` ends it
+    (``userinfo_end``), so an ``@`` later in the path stays."""
+    scheme, sep, rest = url.partition("//")
+    at = userinfo_end(rest) if sep else -1
+    user = _USER.match(rest)
+    end = user.end() if user else 0
+    if at < 0 or end >= at or rest[end] != ":":
+        return url
+    return f"{scheme}{sep}{rest[:end]}{rest[at:]}"
 
 
 def parse_flag(value: str, name: str) -> bool:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.sourceurl import SourceURL, parse_flag, parse_positive, redact_url
+from gateway.sourceurl import (
+    SourceURL,
+    parse_flag,
+    parse_positive,
+    redact_url,
+    without_password,
+)
 
 
 def test_parts_of_a_url_with_authority() -> None:
@@ -197,3 +203,27 @@ def test_the_user_part_query_and_path_are_told_apart(
     )
     for secret in ("cret99", "s3cr3tv4lue"):
         assert secret not in url.redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "smb://rec:pw@nas/calls/team@site",
+        "smb://rec:p%40ss@nas:445/calls?timeout=5",
+        "smb://rec:a/b?c@nas/calls",
+        "smb://rec@nas/calls",
+        "smb://nas/calls",
+    ],
+)
+def test_without_password_keeps_everything_else(text: str) -> None:
+    """Setup writes the share's URL without its password: the same user, host, port, path
+    and options as ``SourceURL.parse`` reads in the URL as given."""
+    given, kept = SourceURL.parse(text), SourceURL.parse(without_password(text))
+    assert kept.password is None
+    assert (kept.user, kept.host, kept.port, kept.path, kept.query) == (
+        given.user,
+        given.host,
+        given.port,
+        given.path,
+        given.query,
+    )
