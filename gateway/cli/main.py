@@ -14,6 +14,7 @@ from gateway.cli.find import get_command, search_command
 from gateway.cli.info import demo_command, plugins_command
 from gateway.cli.output import INTERNAL_ERROR, fail
 from gateway.cli.serve import check_command, serve_command
+from gateway.cli.setup import setup_command
 from gateway.errors import GatewayError
 
 
@@ -49,5 +50,6 @@ for command in (
     serve_command,
     check_command,
     av_group,
+    setup_command,
 ):
     main.add_command(command)

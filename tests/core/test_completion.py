@@ -56,5 +56,5 @@ def test_bash_completes_commands_and_options() -> None:
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
 
-    assert complete("gateway", "se") == ["search", "serve"]
+    assert complete("gateway", "se") == ["search", "serve", "setup"]
     assert complete("gateway", "serve", "--link") == ["--link-ttl", "--link-key-file"]

@@ -20,9 +20,12 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -54,6 +57,7 @@ NOT_COPIED = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
 )
 
+DEBIAN_PYTHON = "/usr/bin/python3"
 REGISTRY_NEEDED = (
     "this test needs the package registry (PyPI or the index pip is configured with) and "
     "fails rather than skips without it, so that CI proves the wheel installs"
@@ -158,14 +162,27 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> InstalledVenv:
-    """A new venv (``python -m venv``) with ``WHEEL[all]`` installed from the registry."""
-    work = tmp_path_factory.mktemp("pbx")
-    root = work / "venv"
-    made = run([sys.executable, "-m", "venv", str(root)], cwd=work, env=clean_env(), timeout=120)
+def pbx_folder() -> Iterator[Path]:
+    """A folder every user may read, as /opt is on a PBX: the service user of a setup must
+    be able to run what is installed there (pytest's own temporary folders are root's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="gateway-pbx-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, pbx_folder: Path) -> InstalledVenv:
+    """A new venv (``python -m venv``, of Debian's python3 when there is one, as on a PBX)
+    with ``WHEEL[all]`` installed from the registry."""
+    python = DEBIAN_PYTHON if Path(DEBIAN_PYTHON).exists() else sys.executable
+    root = pbx_folder / "venv"
+    made = run([python, "-m", "venv", str(root)], cwd=pbx_folder, env=clean_env(), timeout=120)
     assert made.returncode == 0, made.stderr
     installed = InstalledVenv(root)
-    done = installed.run("python", "-m", "pip", "install", f"{wheel}[all]", cwd=work, timeout=240)
+    done = installed.run(
+        "python", "-m", "pip", "install", f"{wheel}[all]", cwd=pbx_folder, timeout=240
+    )
     must_succeed(done, f"pip install '{wheel.name}[all]' into a fresh venv")
     return installed
 
@@ -279,3 +296,64 @@ def test_installed_gateway_finds_a_call_in_a_demo_archive(
     files = sorted(line.split("\t")[0] for line in found.stdout.splitlines())
     assert files == ["1773050550.110-in.wav", "1773050550.110-out.wav"]
 
+
+def test_installed_gateway_sets_up_a_pbx_from_its_own_files(
+    venv: InstalledVenv, tmp_path: Path
+) -> None:
+    """``gateway setup`` of the installed wheel: the unit runs that installation's gateway,
+    and the Caddy site is the shipped Caddyfile (which travels in the wheel)."""
+    archive = tmp_path / "archive"
+    made = venv.gateway("demo", str(archive), "--end", "2026-03-09", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    root = tmp_path / "root"
+    done = venv.gateway(
+        *("setup", "--root", str(root), "--public-url", "https://pbx.example.com"),
+        *("--path", str(archive), "--timezone", "UTC"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Proposed layout: freepbx" in done.stdout
+    unit = (root / "etc/systemd/system/recording-gateway.service").read_text()
+    assert f"ExecStart={venv.root}/bin/gateway serve --config " in unit
+    caddy = (root / "etc/caddy/Caddyfile").read_text()
+    assert "https://pbx.example.com {" in caddy
+    assert "reverse_proxy 127.0.0.1:4000 {" in caddy
+
+
+def test_setup_on_the_pbx_itself_checks_as_the_service_user(
+    venv: InstalledVenv, pbx_folder: Path, tmp_path: Path
+) -> None:
+    """``gateway setup`` without --root, in a private mount namespace whose /etc is a copy of
+    this machine's: it creates the service user, gives it the token, and runs ``gateway
+    check`` as that user, who can read the installation and the recordings."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private /etc")
+    archive = pbx_folder / "monitor"
+    made = venv.gateway("demo", str(archive), "--end", "2026-03-09", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    etc = tmp_path / "etc"
+    shutil.copytree("/etc", etc, symlinks=True)
+    command = [str(venv.root / "bin" / "gateway"), "setup", "--public-url", "https://pbx.test"]
+    command += ["--path", str(archive), "--timezone", "UTC", "--bind-to", "127.0.0.1:4999"]
+    private_etc = 'mount --bind "$1" /etc && shift && exec "$@"'
+    done = run(
+        ["unshare", "--mount", "sh", "-c", private_etc, "sh", str(etc), *command],
+        cwd=tmp_path,
+        env=clean_env(venv.root),
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "$ runuser -u recording-gateway -- gateway check" in done.stdout
+    assert "gateway: configuration OK" in done.stdout
+    users = {line.split(":")[0]: line for line in (etc / "passwd").read_text().splitlines()}
+    assert users["recording-gateway"].endswith(":/nonexistent:/usr/sbin/nologin")
+    groups = {line.split(":")[0]: line for line in (etc / "group").read_text().splitlines()}
+    gid = int(groups["recording-gateway"].split(":")[2])
+    token = etc / "recording-gateway" / "token"
+    info = token.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, 0o640)
+    (printed,) = re.findall(r"^audio\.jsonlistener\.searchtoken=(.+)$", done.stdout, re.M)
+    assert token.read_text().strip() == printed
+    unit = (etc / "systemd" / "system" / "recording-gateway.service").read_text()
+    assert f"ExecStart={venv.root}/bin/gateway serve --config " in unit
+    assert not Path("/etc/recording-gateway").exists()  # the machine's own /etc is untouched

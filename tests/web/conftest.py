@@ -175,12 +175,21 @@ CADDY_TLS_SITE_OPTIONS = "bind 127.0.0.1\ntls internal"
 
 
 class Caddy:
-    """deploy/Caddyfile run by a real Caddy on loopback in front of ``upstream``
-    (``host:port``); ``url`` is its site: HTTPS with an internal certificate authority
-    (``root_cert``), or plain HTTP with ``tls=False`` (the same file, without handshakes)."""
+    """deploy/Caddyfile (or ``config``, a file made from it) run by a real Caddy on loopback in
+    front of ``upstream`` (``host:port``); ``url`` is its site, on ``port`` (a free one by
+    default): HTTPS with an internal certificate authority (``root_cert``), or plain HTTP with
+    ``tls=False`` (the same file, without handshakes)."""
 
-    def __init__(self, folder: Path, upstream: str, *, tls: bool = True) -> None:
-        port = free_port()
+    def __init__(
+        self,
+        folder: Path,
+        upstream: str,
+        *,
+        tls: bool = True,
+        config: Path = DEPLOYED_CADDYFILE,
+        port: int | None = None,
+    ) -> None:
+        port = port or free_port()
         self.url = f"{'https' if tls else 'http'}://localhost:{port}"
         self.root_cert = folder / "data" / "pki" / "authorities" / "local" / "root.crt"
         self.verify: str | bool = str(self.root_cert) if tls else True
@@ -200,7 +209,7 @@ class Caddy:
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                ["caddy", "run", "--config", str(DEPLOYED_CADDYFILE), "--adapter", "caddyfile"],
+                ["caddy", "run", "--config", str(config), "--adapter", "caddyfile"],
                 cwd=folder,
                 env=env,
                 stdout=log,
