@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,3 +88,14 @@ def test_systemd_unit_allows_descriptors_for_every_connection() -> None:
         line.split("=", 1)[1] for line in text.splitlines() if line.startswith("LimitNOFILE=")
     ]
     assert connection_limit(int(limit)) == CONNECTION_LIMIT
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_the_service_may_read_the_token_file_the_guide_makes(name: str) -> None:
+    """deployment.md gives the token file to a group: the unit's process must be in it.
+    (systemd gives a service its Group= and SupplementaryGroups=, not the user's own group.)"""
+    guide = (DEPLOY.parent / "docs" / "deployment.md").read_text()
+    (token_group,) = set(re.findall(r"chgrp (\S+) /etc/recording-gateway/token", guide))
+    settings = dict(line.split("=", 1) for line in _settings(name) if "=" in line)
+    groups = {settings["Group"], *settings.get("SupplementaryGroups", "").split()}
+    assert token_group in groups
