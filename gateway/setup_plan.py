@@ -185,8 +185,7 @@ def unit(choices: Choices) -> str:
     """The shipped unit, running this installation's gateway on the written configuration."""
     values = {
         "ExecStart": " ".join(map(_unit_word, choices.gateway)) + f" serve --config {CONFIG_FILE}",
-        "User": SERVICE_USER,
-        "Group": SERVICE_USER,
+        "SupplementaryGroups": choices.recordings_group,
     }
     lines = [
         f"{_HEADER} from the shipped unit (docs/deployment.md explains each setting).",
@@ -197,10 +196,10 @@ def unit(choices: Choices) -> str:
         if key == "Documentation":
             continue  # names a file of a checkout of the repository
         if key in values:
+            if values[key] is None:
+                continue  # the recordings belong to root: no group to join
             line = f"{key}={values[key]}"
         lines.append(line)
-        if key == "Group" and choices.recordings_group:
-            lines.append(f"SupplementaryGroups={choices.recordings_group}")
     return "\n".join(lines) + "\n"
 
 

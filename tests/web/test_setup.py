@@ -3,6 +3,7 @@ Caddy, with the files setup wrote and the properties it printed."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import re
@@ -454,3 +455,22 @@ def test_a_copied_archive_is_searched_by_its_folders_days(tmp_path: Path, fusion
     searched = re.findall(r"search for call (\S+): (\d+) file\(s\)", done.stdout)
     assert len(searched) == 3
     assert "found nothing" not in done.stdout
+
+
+def test_the_service_joins_the_group_of_the_recordings(tmp_path: Path, freepbx: Demo) -> None:
+    """Recordings readable by their group (asterisk on a PBX): the service user joins it."""
+    archive = tmp_path / "monitor"
+    shutil.copytree(freepbx.root, archive)
+    os.chown(archive, -1, grp.getgrnam("daemon").gr_gid)
+    done = setup(tmp_path / "root", archive)
+    assert done.returncode == 0, done.stderr
+    unit = (tmp_path / "root" / UNIT).read_text().splitlines()
+    assert "SupplementaryGroups=daemon" in unit
+    sysusers = (tmp_path / "root" / WRITTEN[2]).read_text().splitlines()
+    assert "m recording-gateway daemon" in sysusers
+    mine = setup(tmp_path / "root2", freepbx.root)  # the demo archive is root's
+    assert not any(
+        line.startswith("SupplementaryGroups=")
+        for line in (tmp_path / "root2" / UNIT).read_text().splitlines()
+    )
+    assert mine.returncode == 0
