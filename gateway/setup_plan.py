@@ -251,18 +251,19 @@ class State(Enum):
 
 def state(file: PlannedFile, root: Path) -> State:
     """What is at ``file``'s place below ``root`` now. A secret is the same when it holds the
-    same value, with or without a final line end. Refuses symbolic links (``check_no_links``)."""
-    target = check_no_links(root, file.path)
+    same value, whatever white space surrounds it (as the gateway reads a token). Refuses
+    symbolic links (``check_no_links``)."""
     try:
+        target = check_no_links(root, file.path)
         current = target.read_bytes()
     except FileNotFoundError:
         return State.NEW
     except PermissionError:
         return State.UNREADABLE
     except OSError as exc:
-        raise ConfigError(f"cannot read {target}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {below(root, file.path)}: {exc.strerror}") from None
     wanted = file.content.encode("utf-8")
-    if current == wanted or (file.secret and current.rstrip(b"\r\n") == wanted.rstrip(b"\n")):
+    if current == wanted or (file.secret and current.strip() == wanted.strip()):
         return State.SAME
     if _unmodified_package_file(file.path, current):
         return State.STOCK
@@ -343,8 +344,13 @@ def write(files_: list[PlannedFile], root: Path, *, force: bool) -> dict[PurePos
 
 
 def _write_file(target: Path, content: str, mode: int) -> None:
-    """Replace ``target`` at once (a reader sees the old file or the new one, never half)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Replace ``target`` at once (a reader sees the old file or the new one, never half).
+    Folders it makes are 0755 whatever the umask: the service and Caddy must reach their
+    files (the secrets among them are protected by their own modes)."""
+    missing = [folder for folder in target.parents if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir()
+        folder.chmod(0o755)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -16,6 +16,7 @@ for each can be timed.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import re
@@ -31,9 +32,11 @@ from gateway.storage import Entry, Store
 SAMPLES = 3
 """How many recordings a survey names."""
 LISTINGS = 400
-"""Most folder listings a survey makes (each is a request on SMB and S3)."""
+"""Most folder listings a survey makes (each is a request on SMB and S3)..."""
+DOMAINS_PROBED = 2000
+"""...besides one for each of at most this many top folders, probed as FusionPBX domains."""
 FLAT_ENTRIES = 10_000
-"""Most files the survey of an archive without dated folders looks at for recordings."""
+"""Most entries the survey of an archive without dated folders looks at for recordings."""
 _DAYS_TRIED = 40
 """How many dated folders (newest first) are listed in search of recordings."""
 _DOMAINS_SAMPLED = 5
@@ -82,56 +85,81 @@ def survey(store: Store) -> Survey:
     ``Unavailable``); a folder that cannot be listed below it is passed over.
     """
     store.check()
-    looker = _Looker(store)
+    looker = _Looker(store, LISTINGS)
     days = _dated(looker, "", _NUMBER_MONTH)
     newest = next(days, None)
     if newest is not None:
         folder, samples = _newest_recordings(looker, "", itertools.chain([newest], days))
         return Survey("freepbx", _said("dated folders YYYY/MM/DD", folder, samples), samples)
+    domains = _fusionpbx_domains(store, sorted(looker.folders("")))
     found: list[tuple[str, tuple[Sample, ...]]] = []
-    for domain in sorted(looker.folders("")):
-        if len(found) >= _DOMAINS_SAMPLED or looker.spent:
-            break
+    for domain in domains:
         archive = f"{domain}/archive"
-        domain_days = _dated(looker, archive, _NAMED_MONTH)
-        first = next(domain_days, None)
+        days = _dated(looker, archive, _NAMED_MONTH)
+        first = next(days, None)
         if first is not None:
-            folder, samples = _newest_recordings(
-                looker, archive, itertools.chain([first], domain_days)
-            )
+            folder, samples = _newest_recordings(looker, archive, itertools.chain([first], days))
             found.append((f"{archive}/{folder}", samples))
     if found:
         folder, samples = max(found, key=lambda f: (bool(f[1]), _day(f[0].split("/", 2)[2])))
         what = "FusionPBX domain folders <domain>/archive/YYYY/Mon/DD"
         return Survey("fusionpbx", _said(what, folder, samples), samples)
-    samples = _samples(looker, "", recursive=True)
     return Survey(
         "flat",
         "no dated folders: every search will scan the whole tree (give --layout, or a path "
         "with placeholders, for another structure)",
-        samples,
+        _flat_samples(looker),
     )
 
 
+def _fusionpbx_domains(store: Store, folders: list[str]) -> list[str]:
+    """The first of ``folders`` (up to ``_DOMAINS_SAMPLED``) that hold FusionPBX's
+    ``archive/YYYY``: one listing each, for up to ``DOMAINS_PROBED`` folders."""
+    probe = _Looker(store, DOMAINS_PROBED)
+    domains: list[str] = []
+    for domain in folders:
+        if probe.spent or len(domains) >= _DOMAINS_SAMPLED:
+            break
+        if any(_YEAR.fullmatch(name) for name in probe.folders(f"{domain}/archive")):
+            domains.append(domain)
+    return domains
+
+
+def _flat_samples(looker: _Looker) -> tuple[Sample, ...]:
+    """A few of the newest recordings of a tree without dated folders, looked for folder by
+    folder (breadth first) in at most ``FLAT_ENTRIES`` entries and the listings left."""
+    found: list[Entry] = []
+    waiting = collections.deque([""])
+    seen = 0
+    while waiting and not looker.spent and seen < FLAT_ENTRIES:
+        for entry in itertools.islice(looker.entries(waiting.popleft()), FLAT_ENTRIES - seen):
+            seen += 1
+            if entry.is_dir:
+                waiting.append(entry.key)
+            elif _named(entry.name):
+                found.append(entry)
+    return _newest(found)
+
+
 class _Looker:
-    """The store, listed at most ``LISTINGS`` times; a folder that cannot be listed (gone,
+    """The store, listed at most ``limit`` times; a folder that cannot be listed (gone,
     refused) counts as empty."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limit: int) -> None:
         self.store = store
+        self.limit = limit
         self.listings = 0
 
     @property
     def spent(self) -> bool:
-        return self.listings >= LISTINGS
+        return self.listings >= self.limit
 
-    def entries(self, prefix: str, *, recursive: bool = False) -> Iterator[Entry]:
+    def entries(self, prefix: str) -> Iterator[Entry]:
         if self.spent:
             return
         self.listings += 1
         try:
-            listing = self.store.list(prefix, recursive=recursive)
-            yield from itertools.islice(listing, FLAT_ENTRIES) if recursive else listing
+            yield from self.store.list(prefix)
         except GatewayError:
             return
 
@@ -158,8 +186,17 @@ def _join(folder: str, name: str) -> str:
 
 
 def _dated(looker: _Looker, base: str, month: re.Pattern[str]) -> Iterator[str]:
-    """The ``YEAR/MONTH/DAY`` folders below ``base``, newest first."""
-    return _levels(looker, base, (_YEAR, month, _DAY))
+    """The ``YEAR/MONTH/DAY`` folders below ``base`` that name a real day, newest first."""
+    for folder in _levels(looker, base, (_YEAR, month, _DAY)):
+        if _date(folder) is not None:
+            yield folder
+
+
+def _date(folder: str) -> date | None:
+    try:
+        return date(*_day(folder))
+    except ValueError:  # 2026/02/31
+        return None
 
 
 def _levels(looker: _Looker, base: str, levels: tuple[re.Pattern[str], ...]) -> Iterator[str]:
@@ -182,18 +219,16 @@ def _newest_recordings(
     ``_DAYS_TRIED`` holds any."""
     tried = list(itertools.islice(days, _DAYS_TRIED))
     for folder in tried:
-        samples = _samples(looker, _join(base, folder), recursive=False)
+        samples = _newest(e for e in looker.entries(_join(base, folder)) if _named(e.name))
         if samples:
-            day = date(*_day(folder))
+            day = _date(folder)
             return folder, tuple(dataclasses.replace(s, day=day) for s in samples)
     return tried[0], ()
 
 
-def _samples(looker: _Looker, folder: str, *, recursive: bool) -> tuple[Sample, ...]:
-    """Up to ``SAMPLES`` of the newest recordings in ``folder`` with a call id in their name."""
-    found = [
-        e for e in looker.entries(folder, recursive=recursive) if not e.is_dir and _named(e.name)
-    ]
+def _newest(entries: Iterable[Entry]) -> tuple[Sample, ...]:
+    """Up to ``SAMPLES`` of the newest of ``entries``, as samples."""
+    found = [entry for entry in entries if not entry.is_dir]
     found.sort(key=lambda e: (e.mtime, e.key), reverse=True)
     return tuple(_sample(entry) for entry in found[:SAMPLES])
 

@@ -89,7 +89,7 @@ def set_up(
     parse_timezone(timezone)
     bind_to = check_bind_to(bind_to)
     _warn_about_exposure(site, bind_to)
-    configured_path, kept = _secrets(root, _one_source(path), reading=not print_only)
+    configured_path, kept = _secrets(root, _one_source(path), must_read=not print_only)
     if layout is None and not has_placeholders(path):
         layout = _propose_layout(configured_path, timezone)
     _validate(configured_path, layout, timezone, bind_to, site, kept.token)
@@ -99,7 +99,7 @@ def set_up(
         timezone=timezone,
         layout=layout,
         gateway=_this_gateway(),
-        recordings_group=_group_of(path),
+        recordings_group=_group_of(configured_path),
         bind_to=bind_to,
     )
     files = plan(choices, kept)
@@ -127,12 +127,16 @@ def set_up(
 
 
 def _one_source(path: str) -> str:
-    items = [item for item in path.split(",") if item.strip()]
+    """The one source of ``path``, a local folder made absolute (the service runs in /)."""
+    items = [item.strip() for item in path.split(",") if item.strip()]
     if len(items) != 1:
         raise UsageError(
             "setup takes one source in --path (add more to the configuration file afterwards)"
         )
-    return items[0].strip()
+    scheme, location = split_scheme(items[0], "file")
+    if scheme == "file" and not location.startswith("//"):
+        return os.path.abspath(location)
+    return items[0]
 
 
 def _warn_about_exposure(site: str, bind_to: str) -> None:
@@ -151,59 +155,72 @@ def _warn_about_exposure(site: str, bind_to: str) -> None:
         )
 
 
-def _secrets(root: Path, path: str, *, reading: bool) -> tuple[str, Secrets]:
+def _secrets(root: Path, path: str, *, must_read: bool) -> tuple[str, Secrets]:
     """The ``path`` to configure (without a password) and the secrets to write; the secrets
     also go into this process's environment, so that the survey and the check use them.
 
     The token already written is kept (QueueMetrics is configured with it), else a new one is
     made. An SMB password comes from the URL, else ``GATEWAY_SMB_PASSWORD``, else the file
     written before; S3 credentials from the ``AWS_*`` variables setup runs with, else the
-    environment file written before. Without ``reading`` (``--print``), files written before
-    are not read (setup may run as a user that cannot).
+    environment file written before. Without ``must_read`` (``--print``), a file written before
+    that cannot be read (setup may run as a user that may not) counts as absent.
     """
-    token = (_written(root, TOKEN_FILE) if reading else None) or secrets.token_urlsafe(32)
+    token = _written(root, TOKEN_FILE, must_read) or secrets.token_urlsafe(32)
     scheme = split_scheme(path, "file")[0]
     if scheme == "smb":
         password = SourceURL.parse(path).password or os.environ.get(_SMB_PASSWORD_ENV)
-        if password is None and reading:
-            password = _written(root, SMB_PASSWORD_FILE, keep_spaces=True)
+        if password is None:
+            password = _written(root, SMB_PASSWORD_FILE, must_read, keep_spaces=True)
         if password is not None:
             os.environ[_SMB_PASSWORD_ENV] = password
         return without_password(path), Secrets(token, smb_password=password)
     if scheme == "s3":
         found = {name: os.environ[name] for name in _S3_VARIABLES if os.environ.get(name)}
-        if not found and reading:
-            found = _written_environment(root)
+        if not found:
+            found = _written_environment(root, must_read)
         os.environ.update(found)
         return path, Secrets(token, environment=found)
     return path, Secrets(token)
 
 
-def _written(root: Path, path: PurePosixPath, *, keep_spaces: bool = False) -> str | None:
+def _written(
+    root: Path, path: PurePosixPath, must_read: bool, *, keep_spaces: bool = False
+) -> str | None:
     """The secret a file written before holds (one line of printable text), or ``None``."""
-    text = _read_written(root, path, keep_spaces=keep_spaces)
+    text = _read_written(root, path, must_read, keep_spaces=keep_spaces)
     if text is not None and not text.isprintable():
         raise ConfigError(f"{below(root, path)} does not hold one line of text: remove it")
     return text
 
 
-def _written_environment(root: Path) -> dict[str, str]:
+def _written_environment(root: Path, must_read: bool) -> dict[str, str]:
     """The variables of the environment file written before (as ``plan`` writes them)."""
-    text = _read_written(root, ENVIRONMENT_FILE, keep_spaces=True)
+    text = _read_written(root, ENVIRONMENT_FILE, must_read, keep_spaces=True)
     variables = {}
     for line in (text or "").splitlines():
         name, _, value = line.partition("=")
         if name in _S3_VARIABLES:
-            variables[name] = "".join(shlex.split(value))
+            try:
+                variables[name] = "".join(shlex.split(value))
+            except ValueError:
+                raise ConfigError(
+                    f"{below(root, ENVIRONMENT_FILE)}: {name} is not a quoted value"
+                ) from None
     return variables
 
 
-def _read_written(root: Path, path: PurePosixPath, *, keep_spaces: bool) -> str | None:
-    target = below(root, path)
-    check_no_links(root, path)
-    if not target.exists():
+def _read_written(
+    root: Path, path: PurePosixPath, must_read: bool, *, keep_spaces: bool
+) -> str | None:
+    try:
+        target = check_no_links(root, path)
+        if not target.exists():
+            return None
+        return read_secret_file(target, f"existing {target.name} file", keep_spaces=keep_spaces)
+    except (UsageError, PermissionError):
+        if must_read:
+            raise
         return None
-    return read_secret_file(target, f"existing {target.name} file", keep_spaces=keep_spaces)
 
 
 def _validate(
@@ -361,10 +378,11 @@ def _check_as_service(gateway: tuple[str, ...], kept: Secrets) -> int:
 
 
 def _service_environment(kept: Secrets) -> dict[str, str]:
-    """This environment, with the secrets only as the service has them: S3 credentials from
-    its environment file, the SMB password from its file (not from the variable)."""
-    environment = {k: v for k, v in os.environ.items() if k != _SMB_PASSWORD_ENV}
-    return {**environment, **kept.environment}
+    """The environment the service has: none of the administrator's variables (a
+    ``GATEWAY_TOKEN`` would hide an unreadable token file), the S3 credentials of its
+    environment file."""
+    basic = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    return {**basic, **kept.environment}
 
 
 def _print_properties(site: str, token: str | None) -> None:

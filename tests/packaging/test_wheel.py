@@ -357,3 +357,28 @@ def test_setup_on_the_pbx_itself_checks_as_the_service_user(
     unit = (etc / "systemd" / "system" / "recording-gateway.service").read_text()
     assert f"ExecStart={venv.root}/bin/gateway serve --config " in unit
     assert not Path("/etc/recording-gateway").exists()  # the machine's own /etc is untouched
+
+
+def test_print_works_for_a_user_who_may_not_read_the_secrets(
+    venv: InstalledVenv, pbx_folder: Path, tmp_path: Path
+) -> None:
+    """An administrator reviews with --print before running setup as root: the files written
+    before that they may not read are said to be there, not read."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and runuser to act as another user")
+    archive = pbx_folder / "print-monitor"
+    assert venv.gateway("demo", str(archive), "--end", "2026-03-09", cwd=tmp_path).returncode == 0
+    root = pbx_folder / "print-root"
+    command = ["setup", "--root", str(root), "--public-url", "https://pbx.test"]
+    command += ["--path", str(archive), "--timezone", "UTC"]
+    assert venv.gateway(*command, cwd=tmp_path).returncode == 0
+    (root / "etc" / "recording-gateway").chmod(0o750)  # as deployment.md does by hand
+    done = run(
+        ["runuser", "-u", "nobody", "--", str(venv.root / "bin" / "gateway"), *command, "--print"],
+        cwd=tmp_path,
+        env=clean_env(venv.root),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/etc/recording-gateway/token  (0600, search token): exists, not readable" in done.stdout
+    assert "/etc/caddy/Caddyfile  (0644, Caddy site): unchanged" in done.stdout

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port, run_gateway
+from tests.conftest import GATEWAY, free_port, run_gateway
 from tests.web.conftest import Caddy, Gateway, caddy_missing
 
 CONFIG = Path("etc/recording-gateway/gateway.toml")
 TOKEN_FILE = Path("etc/recording-gateway/token")
 UNIT = Path("etc/systemd/system/recording-gateway.service")
 CADDYFILE = Path("etc/caddy/Caddyfile")
+SITE = ("--public-url", "https://pbx.example.com", "--timezone", "UTC")
 WRITTEN = [CONFIG, TOKEN_FILE, Path("etc/sysusers.d/recording-gateway.conf"), UNIT, CADDYFILE]
 
 
@@ -474,3 +475,42 @@ def test_the_service_joins_the_group_of_the_recordings(tmp_path: Path, freepbx: 
         for line in (tmp_path / "root2" / UNIT).read_text().splitlines()
     )
     assert mine.returncode == 0
+
+
+def test_a_relative_path_is_written_absolute(tmp_path: Path, freepbx: Demo) -> None:
+    """The service runs in /: a folder given relative to where setup ran must be written as
+    the folder it names."""
+    done = subprocess.run(
+        [*GATEWAY, "setup", "--root", str(tmp_path / "root"), "--path", freepbx.root.name, *SITE],
+        cwd=freepbx.root.parent,
+        capture_output=True,
+        text=True,
+        input="",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'"{freepbx.root}"' in (tmp_path / "root" / CONFIG).read_text()
+
+
+def test_folders_are_reachable_whatever_the_umask(tmp_path: Path, freepbx: Demo) -> None:
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [*GATEWAY, "setup", "--root", str(root), "--path", str(freepbx.root), *SITE],
+        capture_output=True,
+        text=True,
+        input="",
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    assert done.returncode == 0, done.stderr
+    for folder in ("etc", "etc/recording-gateway", "etc/caddy", "etc/systemd/system"):
+        assert stat.S_IMODE((root / folder).stat().st_mode) == 0o755, folder
+    assert stat.S_IMODE((root / TOKEN_FILE).stat().st_mode) == 0o600
+
+
+def test_a_folder_named_like_an_impossible_day_is_passed_over(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    for day in ("2026/02/31", "2026/02/28"):
+        (archive / day).mkdir(parents=True)
+        (archive / day / "in-1-2-20260228-101010-1772273410.5.wav").write_bytes(b"RIFF")
+    done = setup(tmp_path / "root", archive)
+    assert done.returncode == 0, done.stderr
+    assert "dated folders YYYY/MM/DD, newest 2026/02/28" in done.stdout
