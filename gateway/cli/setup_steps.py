@@ -28,7 +28,7 @@ import click
 
 from gateway.cli.output import terminal_safe
 from gateway.config_file import read_config
-from gateway.configuration import configure
+from gateway.configuration import configure, prepare_server
 from gateway.errors import ConfigError, Unavailable, UsageError
 from gateway.placeholders import has_placeholders
 from gateway.query import Query, call_start, parse_timezone
@@ -115,11 +115,9 @@ def set_up(
         click.echo("Nothing to change: every file already holds what setup would write.")
     if on_this_machine:
         _create_service_user([f.path for f in files if f.for_service])
-    status = (
-        _check(root, choices.gateway, kept)
-        if not on_this_machine
-        else _check_as_service(choices.gateway, kept)
-    )
+        status = _check_as_service(choices.gateway, kept)
+    else:
+        status = _check(root, choices.gateway, kept)
     _print_properties(site, kept.token)
     _print_next_steps(root)
     if status:
@@ -227,8 +225,6 @@ def _validate(
     path: str, layout: str | None, timezone: str, bind_to: str, site: str, token: str
 ) -> None:
     """Refuse settings ``gateway serve`` would refuse, before anything is written."""
-    from gateway.configuration import prepare_server
-
     settings = {"path": path, "layout": layout, "timezone": timezone, "bind_to": bind_to}
     prepared = prepare_server(
         {**settings, "public_url": site, "token": token}, given=frozenset({"token"})
