@@ -252,3 +252,16 @@ def caddy_missing() -> str | None:
 def upstream_of(gw: Gateway) -> str:
     """The ``host:port`` a gateway listens on."""
     return gw.url.split("://", 1)[1]
+
+
+def systemd_problems(unit: Path) -> list[str]:
+    """What ``systemd-analyze verify`` finds wrong with ``unit``, but for its user (which
+    exists only once setup or the administrator has made it)."""
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
+    )
+    return [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if unit.name in line and "User=" not in line
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from gateway.config_file import read_config
 from gateway.configuration import DEFAULT_STOP_TIMEOUT
 from gateway.web.capacity import CONNECTION_LIMIT, connection_limit
 from gateway.web.drain import THREADS_TIMEOUT
+from tests.web.conftest import systemd_problems
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -46,15 +46,7 @@ def test_systemd_unit_is_valid(tmp_path: Path, name: str) -> None:
     text = (DEPLOY / name).read_text()
     gateway = shutil.which("gateway") or str(Path(__import__("sys").executable).parent / "gateway")
     unit.write_text(text.replace("/opt/recording-gateway/.venv/bin/gateway", gateway))
-    done = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
-    )
-    problems = [
-        line
-        for line in (done.stdout + done.stderr).splitlines()
-        if name in line and "User=" not in line
-    ]
-    assert problems == [], done.stderr
+    assert systemd_problems(unit) == []
 
 
 def _settings(name: str) -> list[str]:

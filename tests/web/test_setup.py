@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import GATEWAY, free_port, run_gateway
-from tests.web.conftest import Caddy, Gateway, caddy_missing
+from tests.web.conftest import Caddy, Gateway, caddy_missing, systemd_problems
 
 CONFIG = Path("etc/recording-gateway/gateway.toml")
 TOKEN_FILE = Path("etc/recording-gateway/token")
@@ -65,19 +65,6 @@ def setup(
 def printed_token(output: str) -> str:
     (token,) = re.findall(r"^audio\.jsonlistener\.searchtoken=(.+)$", output, re.MULTILINE)
     return token
-
-
-def systemd_problems(unit: Path) -> list[str]:
-    """What ``systemd-analyze verify`` finds wrong with ``unit``, but for its user and group
-    (which exist only once setup has run on the machine itself)."""
-    done = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
-    )
-    return [
-        line
-        for line in (done.stdout + done.stderr).splitlines()
-        if unit.name in line and "User=" not in line and "Group=" not in line
-    ]
 
 
 def snapshot(root: Path) -> dict[Path, tuple[bytes, int, int]]:
