@@ -17,7 +17,6 @@ for each can be timed.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -86,20 +85,17 @@ def survey(store: Store) -> Survey:
     """
     store.check()
     looker = _Looker(store, LISTINGS)
-    days = _dated(looker, "", _NUMBER_MONTH)
-    newest = next(days, None)
-    if newest is not None:
-        folder, samples = _newest_recordings(looker, "", itertools.chain([newest], days))
+    dated = _newest_recordings(looker, "", _dated(looker, "", _NUMBER_MONTH))
+    if dated is not None:
+        folder, samples = dated
         return Survey("freepbx", _said("dated folders YYYY/MM/DD", folder, samples), samples)
     domains = _fusionpbx_domains(store, sorted(looker.folders("")))
     found: list[tuple[str, tuple[Sample, ...]]] = []
     for domain in domains:
         archive = f"{domain}/archive"
-        days = _dated(looker, archive, _NAMED_MONTH)
-        first = next(days, None)
-        if first is not None:
-            folder, samples = _newest_recordings(looker, archive, itertools.chain([first], days))
-            found.append((f"{archive}/{folder}", samples))
+        newest = _newest_recordings(looker, archive, _dated(looker, archive, _NAMED_MONTH))
+        if newest is not None:
+            found.append((f"{archive}/{newest[0]}", newest[1]))
     if found:
         folder, samples = max(found, key=lambda f: (bool(f[1]), _day(f[0].split("/", 2)[2])))
         what = "FusionPBX domain folders <domain>/archive/YYYY/Mon/DD"
@@ -213,27 +209,27 @@ def _levels(looker: _Looker, base: str, levels: tuple[re.Pattern[str], ...]) -> 
 
 def _newest_recordings(
     looker: _Looker, base: str, days: Iterable[str]
-) -> tuple[str, tuple[Sample, ...]]:
+) -> tuple[str, tuple[Sample, ...]] | None:
     """The newest of ``days`` (folders below ``base``, newest first) that holds recordings,
     and a few of them; the newest of all, without recordings, when none of the first
-    ``_DAYS_TRIED`` holds any."""
+    ``_DAYS_TRIED`` holds any; ``None`` when there are no ``days``."""
     tried = list(itertools.islice(days, _DAYS_TRIED))
     for folder in tried:
-        samples = _newest(e for e in looker.entries(_join(base, folder)) if _named(e.name))
+        entries = (e for e in looker.entries(_join(base, folder)) if _named(e.name))
+        samples = _newest(entries, day=_date(folder))
         if samples:
-            day = _date(folder)
-            return folder, tuple(dataclasses.replace(s, day=day) for s in samples)
-    return tried[0], ()
+            return folder, samples
+    return (tried[0], ()) if tried else None
 
 
-def _newest(entries: Iterable[Entry]) -> tuple[Sample, ...]:
-    """Up to ``SAMPLES`` of the newest of ``entries``, as samples."""
+def _newest(entries: Iterable[Entry], day: date | None = None) -> tuple[Sample, ...]:
+    """Up to ``SAMPLES`` of the newest of ``entries``, as samples of the folder of ``day``."""
     found = [entry for entry in entries if not entry.is_dir]
     found.sort(key=lambda e: (e.mtime, e.key), reverse=True)
-    return tuple(_sample(entry) for entry in found[:SAMPLES])
+    return tuple(_sample(entry, day) for entry in found[:SAMPLES])
 
 
-def _sample(entry: Entry) -> Sample:
+def _sample(entry: Entry, day: date | None) -> Sample:
     match = _CALLID.search(entry.name)
     assert match is not None  # _named accepted it
-    return Sample(entry.key, match.group(0), entry.mtime)
+    return Sample(entry.key, match.group(0), entry.mtime, day)
