@@ -21,13 +21,11 @@ import sys
 from datetime import datetime, time
 from pathlib import Path, PurePosixPath
 from time import perf_counter
-from typing import Any
 from urllib.parse import quote
 
 import click
 
 from gateway.cli.output import terminal_safe
-from gateway.config_file import read_config
 from gateway.configuration import configure, prepare_server
 from gateway.errors import ConfigError, Unavailable, UsageError
 from gateway.placeholders import has_placeholders
@@ -290,8 +288,11 @@ def _this_gateway() -> tuple[str, ...]:
 
 
 def _group_of(path: str) -> str | None:
-    """The group owning a local recordings folder (``asterisk``), unless it is root's."""
-    folder = Path(path.removeprefix("file:"))
+    """The group owning a local recordings folder (``asterisk``), unless it is root's; a
+    local folder is absolute once ``_one_source`` has read it, a share or bucket is not."""
+    folder = Path(path)
+    if not folder.is_absolute():
+        return None
     try:
         gid = folder.stat().st_gid
         return None if gid == 0 else grp.getgrgid(gid).gr_name
@@ -340,15 +341,13 @@ def _create_service_user(readable: list[PurePosixPath]) -> None:
 
 
 def _check(root: Path, gateway: tuple[str, ...], kept: Secrets) -> int:
-    """``gateway check`` on the configuration written below ``root``, its secrets' files
-    below ``root`` too; its exit status."""
+    """``gateway check`` on the configuration written below ``root``, with its secrets'
+    files below ``root`` too; its exit status."""
     click.echo(f"\n$ gateway check --config {CONFIG_FILE}")
-    params: dict[str, Any] = read_config(below(root, CONFIG_FILE))
     arguments = ["check", "--config", str(below(root, CONFIG_FILE))]
-    for option in ("token_file", "smb_password_file"):
-        if option in params:
-            written = below(root, PurePosixPath(params[option]))
-            arguments += [f"--{option.replace('_', '-')}", str(written)]
+    arguments += ["--token-file", str(below(root, TOKEN_FILE))]
+    if kept.smb_password is not None:
+        arguments += ["--smb-password-file", str(below(root, SMB_PASSWORD_FILE))]
     return subprocess.run([*gateway, *arguments], env=_service_environment(kept)).returncode
 
 
